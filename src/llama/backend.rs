@@ -1,0 +1,56 @@
+//! Process-wide llama.cpp backend setup and log routing.
+
+use super::sys;
+use std::ffi::{c_char, c_void, CStr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, Once};
+
+static INIT: Once = Once::new();
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+/// Recent error lines from llama.cpp, so that a failed call can tell the user why.
+static RECENT_ERRORS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+const MAX_RECENT_ERRORS: usize = 8;
+
+unsafe extern "C" fn log_callback(level: sys::ggml_log_level, text: *const c_char, _user: *mut c_void) {
+    if text.is_null() {
+        return;
+    }
+    // SAFETY: llama.cpp passes a NUL-terminated string that lives for the duration of the call.
+    let msg = unsafe { CStr::from_ptr(text) }.to_string_lossy();
+    if VERBOSE.load(Ordering::Relaxed) {
+        eprint!("{msg}");
+    }
+    if level == sys::GGML_LOG_LEVEL_ERROR {
+        if let Ok(mut errors) = RECENT_ERRORS.lock() {
+            if errors.len() == MAX_RECENT_ERRORS {
+                errors.remove(0);
+            }
+            errors.push(msg.trim().to_string());
+        }
+    }
+}
+
+/// Initialise llama.cpp once per process. `verbose` forwards llama.cpp's own logs to stderr;
+/// otherwise they are dropped, except that errors are kept for [`last_log_errors`].
+pub fn init_backend(verbose: bool) {
+    VERBOSE.store(verbose, Ordering::Relaxed);
+    INIT.call_once(|| {
+        // SAFETY: the callback is a plain function valid for the whole program; llama_backend_init
+        // has no preconditions and is guarded by `Once`.
+        unsafe {
+            sys::llama_log_set(Some(log_callback), std::ptr::null_mut());
+            sys::llama_backend_init();
+        }
+    });
+}
+
+/// Take the error lines llama.cpp logged since the last call.
+pub fn last_log_errors() -> Vec<String> {
+    RECENT_ERRORS.lock().map(|mut e| std::mem::take(&mut *e)).unwrap_or_default()
+}
+
+/// llama.cpp's description of the compiled backends and CPU features.
+pub fn system_info() -> String {
+    // SAFETY: returns a pointer to a static, NUL-terminated buffer owned by llama.cpp.
+    unsafe { CStr::from_ptr(sys::llama_print_system_info()) }.to_string_lossy().into_owned()
+}

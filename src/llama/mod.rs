@@ -1,0 +1,30 @@
+//! Safe wrapper over the patched llama.cpp. All `unsafe` code of the crate lives in this module;
+//! everything above it works with owned Rust values and borrow-checked handles.
+
+mod backend;
+mod batch;
+mod chat;
+mod context;
+mod error;
+pub mod graph;
+mod model;
+mod sampler;
+pub(crate) mod sys;
+mod vocab;
+
+pub use backend::{init_backend, last_log_errors, system_info};
+pub use batch::Batch;
+pub use chat::{ChatMessage, ChatTemplate};
+pub use context::{Context, ContextParams, FlashAttn, Perf};
+pub use error::LlamaError;
+pub use graph::{AttnSteer, ComputedGraph, GraphBuilder, Tensor, UbatchInfo};
+pub use model::{Model, ModelParams};
+pub use sampler::{Sampler, SamplingParams};
+pub use vocab::{TokenDecoder, TokenizedText, Vocab};
+
+/// A token id of the model's vocabulary.
+pub type Token = i32;
+/// A position in a sequence.
+pub type Pos = i32;
+/// A sequence id (parallel sequences share one context).
+pub type SeqId = i32;
