@@ -1,1 +1,10 @@
-//! placeholder
+//! llama-spotlight: SpotLight attention steering (arXiv 2505.12025) for llama.cpp.
+//!
+//! - [`llama`]: safe wrapper over the patched, vendored llama.cpp (the only `unsafe` code).
+//! - [`spotlight`]: highlight markup, span mapping through the chat template, the in-graph
+//!   correction and a generation [`spotlight::Session`].
+//! - [`models`]: the default model and how to fetch it.
+
+pub mod llama;
+pub mod models;
+pub mod spotlight;

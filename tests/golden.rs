@@ -1,0 +1,165 @@
+//! Reproduce the stock-llama.cpp reference outputs (../shared/golden), steering off and on.
+
+mod common;
+
+use common::*;
+use spotlight::llama::{ContextParams, FlashAttn};
+use spotlight::spotlight::{Action, GenerateOptions, Granularity, LayerSelection, Session, SteerConfig};
+
+fn golden_params() -> ContextParams {
+    ContextParams { n_ctx: 2048, n_batch: 512, n_ubatch: 512, n_threads: 2, n_seq_max: 1, flash_attn: FlashAttn::Off }
+}
+
+fn steer(run: &str, trace: bool) -> Option<SteerConfig> {
+    let action = match run {
+        "none" => return None,
+        "0.1,head" => Action::Steer { alpha: 0.1, granularity: Granularity::Head },
+        "0.2,layer" => Action::Steer { alpha: 0.2, granularity: Granularity::Layer },
+        other => panic!("unknown run {other}"),
+    };
+    Some(SteerConfig { action, layers: LayerSelection::All, trace })
+}
+
+/// Teacher-forced comparison: at every step the reference token must be our argmax, or tie with
+/// it within `tol` (a different float rounding may flip a near-tie, see the golden README).
+fn check_forced(run: &str, tol: f32) {
+    let _g = compute_lock();
+    let model = model();
+    for case in golden_cases(run) {
+        let prompt = prepare_user(case["user"].as_str().unwrap());
+        assert_eq!(prompt.tokens, ints(&case["prompt_tokens"]), "{run}/{}: prompt tokens", case["name"]);
+        assert_eq!(
+            prompt.span_token_positions.iter().map(|&p| p as i32).collect::<Vec<_>>(),
+            ints(&case["span_token_positions"]),
+            "{run}/{}: span positions",
+            case["name"]
+        );
+        let expected = ints(&case["greedy_tokens"]);
+        let mut session = Session::new(model, golden_params(), steer(run, false)).unwrap();
+        let mut options = GenerateOptions::greedy(expected.len());
+        options.forced = Some(expected.clone());
+        let out = session.generate(&prompt, &options, |_| {}).unwrap();
+        let mut max_gap = 0f32;
+        for (step, (top, &want)) in out.step_top5.iter().zip(&expected).enumerate() {
+            let best = top[0].1;
+            if let Some((_, l)) = top.iter().find(|(t, _)| *t == want) {
+                max_gap = max_gap.max(best - l);
+            }
+            let ours = top.iter().find(|(t, _)| *t == want).map(|(_, l)| *l);
+            let gap = ours.map(|l| best - l);
+            assert!(
+                gap.is_some_and(|g| g <= tol),
+                "{run}/{} step {step}: reference token {want} is not our argmax (top5 {top:?})",
+                case["name"]
+            );
+        }
+        eprintln!("{run}/{}: largest gap between our argmax and the reference token: {max_gap}", case["name"]);
+        let ref_top = case["first_step_top5"].as_array().unwrap();
+        for (i, (ours, theirs)) in out.first_step_top5.iter().zip(ref_top).enumerate() {
+            assert_eq!(ours.0 as i64, theirs[0].as_i64().unwrap(), "{run}: first-step rank {i} token");
+            let diff = (ours.1 as f64 - theirs[1].as_f64().unwrap()).abs();
+            assert!(diff < 1e-3, "{run}: first-step rank {i} logit differs by {diff}");
+        }
+    }
+}
+
+#[test]
+fn unsteered_matches_reference_step_by_step() {
+    check_forced("none", 1e-3);
+}
+
+/// Head granularity multiplies span probabilities by τ/p, and p can be 1e-4 in late layers: a
+/// 1e-8 difference in the attention kernels (our own decode and prefill paths differ that much
+/// before any steering) grows to ~0.1 logits. The prefill step matches the reference bit for
+/// bit; later steps are checked for near-ties within that measured amplification.
+#[test]
+fn head_granularity_matches_reference_step_by_step() {
+    check_forced("0.1,head", 0.1);
+}
+
+#[test]
+fn layer_granularity_matches_reference_step_by_step() {
+    check_forced("0.2,layer", 1e-3);
+}
+
+/// The golden build had AVX-512F; other SIMD builds may part ways after a few greedy steps.
+fn same_simd_as_golden() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f") && std::env::var_os("SPOTLIGHT_PORTABLE").is_none()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+fn run_cli(extra: &[&str], user: &str) -> serde_json::Value {
+    let model = model_path();
+    let mut args = vec!["run", "--model", model.to_str().unwrap(), "--temp", "0", "--n-predict", "48"];
+    args.extend(["--ctx-size", "2048", "--batch-size", "512", "--threads", "2", "--flash-attn", "off", "--json"]);
+    args.extend(extra);
+    args.push(user);
+    let _g = compute_lock();
+    let out = std::process::Command::new(bin()).args(&args).output().expect("run spotlight");
+    assert!(out.status.success(), "spotlight failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("--json prints one JSON object")
+}
+
+#[test]
+fn cli_reproduces_reference_greedy_runs() {
+    for (run, extra) in [
+        ("none", vec!["--no-steer"]),
+        ("0.2,layer", vec!["--alpha", "0.2", "--granularity", "layer"]),
+        ("0.1,head", vec!["--alpha", "0.1", "--granularity", "head"]),
+    ] {
+        for case in golden_cases(run) {
+            let out = run_cli(&extra, case["user"].as_str().unwrap());
+            assert_eq!(ints(&out["prompt_tokens"]), ints(&case["prompt_tokens"]), "{run}: prompt tokens");
+            assert_eq!(out["prompt"], case["templated"], "{run}: templated prompt");
+            assert_eq!(ints(&out["span_token_positions"]), ints(&case["span_token_positions"]), "{run}: spans");
+            let ours = ints(&out["tokens"]);
+            let theirs = ints(&case["greedy_tokens"]);
+            // first token always; the whole run where the builds match (head: see above, the
+            // reference continuation is checked step by step instead)
+            assert_eq!(ours[0], theirs[0], "{run}/{}: first greedy token", case["name"]);
+            if same_simd_as_golden() && run != "0.1,head" {
+                assert_eq!(ours, theirs, "{run}/{}: greedy tokens", case["name"]);
+                assert_eq!(out["text"], case["greedy_text"], "{run}/{}: text", case["name"]);
+            }
+        }
+    }
+}
+
+#[test]
+fn unsteered_trace_matches_reference_span_shares() {
+    let dir = tempdir();
+    for case in golden_cases("none") {
+        let expected = case["span_mass_last_prompt_token"].as_array().unwrap();
+        if expected.is_empty() {
+            continue;
+        }
+        let trace = dir.join("trace.jsonl");
+        run_cli(&["--no-steer", "--trace", trace.to_str().unwrap()], case["user"].as_str().unwrap());
+        let first: serde_json::Value =
+            serde_json::from_str(std::fs::read_to_string(&trace).unwrap().lines().next().expect("a trace line")).unwrap();
+        let layers = first["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), expected.len(), "one trace entry per layer");
+        for (layer, want) in layers.iter().zip(expected) {
+            let ours = layer["last_token_before"].as_array().unwrap();
+            assert_eq!(layer["layer"], want["layer"]);
+            let want = want["per_head"].as_array().unwrap();
+            assert_eq!(ours.len(), want.len(), "heads in layer {}", layer["layer"]);
+            for (h, (a, b)) in ours.iter().zip(want).enumerate() {
+                let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+                assert!((a - b).abs() < 1e-3, "layer {} head {h}: share {a} vs reference {b}", layer["layer"]);
+            }
+        }
+    }
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("spotlight-test-{}-{:?}", std::process::id(), std::thread::current().id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
