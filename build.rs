@@ -10,8 +10,7 @@ use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// The parts of vendor/llama.cpp that the library build needs (tools, tests, docs are not built).
-const SOURCE_PARTS: &[&str] = &["CMakeLists.txt", "LICENSE", "cmake", "ggml", "include", "src", "vendor"];
+use patch::SOURCE_PARTS;
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());

@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// The parts of vendor/llama.cpp that the library build needs (tools, tests, docs are not built).
+pub const SOURCE_PARTS: &[&str] = &["CMakeLists.txt", "LICENSE", "cmake", "ggml", "include", "src", "vendor"];
+
 /// How far (in lines) a hunk may have moved from where its header says it starts.
 const MAX_HUNK_DRIFT: usize = 200;
 

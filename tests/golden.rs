@@ -37,7 +37,7 @@ fn check_forced(run: &str, tol: f32) {
         let expected = ints(&case["greedy_tokens"]);
         let mut session = Session::new(model, golden_params(), steer(run, false)).unwrap();
         let mut options = GenerateOptions::greedy(expected.len());
-        options.forced = Some(expected.clone());
+        options.forced = Some(vec![expected.clone()]);
         let out = session.generate(&prompt, &options, |_| {}).unwrap();
         let mut max_gap = 0f32;
         for (step, (top, &want)) in out.step_top5.iter().zip(&expected).enumerate() {

@@ -6,8 +6,6 @@ use super::trace::{TraceSink, UbatchTrace};
 use crate::llama::{Batch, Context, ContextParams, LlamaError, Model, Sampler, SamplingParams, SeqId, Token, TokenDecoder};
 use std::sync::{Arc, Mutex};
 
-/// The sequence a single-prompt session uses.
-const SEQ: SeqId = 0;
 
 /// Result of one generation.
 #[derive(Debug, Clone, Default)]
@@ -34,9 +32,10 @@ pub struct GenerateOptions {
     /// Maximum number of new tokens; None = until end of generation or a full context.
     pub n_predict: Option<usize>,
     pub sampling: SamplingParams,
-    /// Teacher forcing: take these tokens instead of sampling (and record the top-5 logits of
-    /// every step in [`Generation::step_top5`]); used to compare against reference outputs.
-    pub forced: Option<Vec<Token>>,
+    /// Teacher forcing, one token list per sequence: take these tokens instead of sampling (and
+    /// record the top-5 logits of every step in [`Generation::step_top5`]); used to compare
+    /// against reference outputs.
+    pub forced: Option<Vec<Vec<Token>>>,
 }
 
 impl GenerateOptions {
@@ -103,80 +102,153 @@ impl<'m> Session<'m> {
         options: &GenerateOptions,
         mut on_text: impl FnMut(&str),
     ) -> Result<Generation, LlamaError> {
+        let (mut outs, trace) = self.generate_parallel(std::slice::from_ref(prompt), options, |_, piece| on_text(piece))?;
+        let mut out = outs.pop().expect("one generation per prompt");
+        out.trace = trace;
+        Ok(out)
+    }
+
+    /// Generate replies to several prompts at once, each in its own sequence of one batch with its
+    /// own highlighted spans. `on_text(i, piece)` streams the text of prompt i. Returns the
+    /// generations and the traces of all computed ubatches (empty unless tracing).
+    pub fn generate_parallel(
+        &mut self,
+        prompts: &[PreparedPrompt],
+        options: &GenerateOptions,
+        mut on_text: impl FnMut(usize, &str),
+    ) -> Result<(Vec<Generation>, Vec<UbatchTrace>), LlamaError> {
         let n_ctx = self.ctx.n_ctx();
-        if prompt.tokens.len() >= n_ctx as usize {
-            return Err(LlamaError::PromptTooLong { n_tokens: prompt.tokens.len(), n_ctx });
+        let n_seq = self.ctx.params().n_seq_max as usize;
+        assert!(prompts.len() <= n_seq, "{} prompts but the context has {n_seq} sequences", prompts.len());
+        let n_prompt_total: usize = prompts.iter().map(|p| p.tokens.len()).sum();
+        if n_prompt_total + prompts.len() > n_ctx as usize {
+            return Err(LlamaError::PromptTooLong { n_tokens: n_prompt_total, n_ctx });
         }
         self.ctx.clear_kv();
         self.ctx.clear_spans();
         if self.steering {
-            self.ctx.set_spans(SEQ, &prompt.span_position_ranges(0));
+            for (seq, prompt) in prompts.iter().enumerate() {
+                self.ctx.set_spans(seq as SeqId, &prompt.span_position_ranges(0));
+            }
         }
         self.sink.lock().expect("trace sink").drain();
         self.ctx.reset_perf();
 
-        let model = self.ctx.model();
-        let vocab = model.vocab();
-        let mut sampler = Sampler::new(&options.sampling, vocab.n_tokens());
+        let vocab = self.ctx.model().vocab();
+        let mut seqs: Vec<SeqState<'m>> = prompts
+            .iter()
+            .map(|p| SeqState {
+                out: Generation::default(),
+                sampler: Sampler::new(&options.sampling, vocab.n_tokens()),
+                decoder: TokenDecoder::new(vocab, false),
+                pos: p.tokens.len(),
+                logits_index: None,
+                done: false,
+            })
+            .collect();
         let n_batch = self.ctx.params().n_batch as usize;
-        let mut batch = Batch::new(n_batch.max(1), 1);
+        let mut batch = Batch::new(n_batch.max(prompts.len()), 1);
 
-        // prefill in n_batch chunks; only the last prompt token needs logits
-        let n_prompt = prompt.tokens.len();
-        for (chunk_index, chunk) in prompt.tokens.chunks(n_batch).enumerate() {
+        // prefill: all prompts share the batch; a prompt's last token asks for logits, and the
+        // sequence samples its first token right after the decode that computed them
+        let mut pending: Vec<(Token, i32, usize, bool)> = Vec::new();
+        for (seq, prompt) in prompts.iter().enumerate() {
+            for (pos, &tok) in prompt.tokens.iter().enumerate() {
+                pending.push((tok, pos as i32, seq, pos + 1 == prompt.tokens.len()));
+            }
+        }
+        for chunk in pending.chunks(n_batch) {
             batch.clear();
-            for (k, &tok) in chunk.iter().enumerate() {
-                let pos = chunk_index * n_batch + k;
-                batch.add(tok, pos as i32, &[SEQ], pos + 1 == n_prompt);
+            for (i, &(tok, pos, seq, logits)) in chunk.iter().enumerate() {
+                batch.add(tok, pos, &[seq as SeqId], logits);
+                if logits {
+                    seqs[seq].logits_index = Some(i as i32);
+                }
             }
             self.ctx.decode(&batch)?;
+            self.sample_ready(&mut seqs, options, &mut on_text);
         }
 
-        let mut out = Generation::default();
-        let mut decoder = TokenDecoder::new(vocab, false);
-        let mut pos = n_prompt;
-        let mut logits_index = (batch.len() - 1) as i32;
-        loop {
+        // decode: one token per unfinished sequence per batch
+        while seqs.iter().any(|s| !s.done) {
+            batch.clear();
+            for (seq, st) in seqs.iter_mut().enumerate().filter(|(_, s)| !s.done) {
+                let token = *st.out.tokens.last().expect("a sequence that is not done has sampled a token");
+                st.logits_index = Some(batch.len() as i32);
+                batch.add(token, st.pos as i32, &[seq as SeqId], true);
+                st.pos += 1;
+            }
+            self.ctx.decode(&batch)?;
+            self.sample_ready(&mut seqs, options, &mut on_text);
+        }
+
+        let perf = self.ctx.perf();
+        let outs = seqs
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut st)| {
+                let rest = st.decoder.finish();
+                on_text(i, &rest);
+                st.out.text.push_str(&rest);
+                st.out.prompt_ms = perf.prompt_ms;
+                st.out.gen_ms = perf.gen_ms;
+                st.out
+            })
+            .collect();
+        let trace = self.sink.lock().expect("trace sink").drain();
+        Ok((outs, trace))
+    }
+
+    /// Sample the next token of every sequence whose logits the last decode computed.
+    fn sample_ready(&self, seqs: &mut [SeqState<'m>], options: &GenerateOptions, on_text: &mut impl FnMut(usize, &str)) {
+        let n_ctx = self.ctx.n_ctx() as usize;
+        let vocab = self.ctx.model().vocab();
+        for (seq, st) in seqs.iter_mut().enumerate() {
+            let Some(idx) = st.logits_index.take() else { continue };
+            let out = &mut st.out;
             if out.tokens.is_empty() {
-                out.first_logits = self.ctx.logits(logits_index).to_vec();
+                out.first_logits = self.ctx.logits(idx).to_vec();
                 out.first_step_top5 = top_k(&out.first_logits, 5);
             }
             let token = match &options.forced {
                 Some(forced) => {
-                    out.step_top5.push(top_k(self.ctx.logits(logits_index), 5));
-                    match forced.get(out.tokens.len()) {
+                    out.step_top5.push(top_k(self.ctx.logits(idx), 5));
+                    match forced.get(seq).and_then(|f| f.get(out.tokens.len())) {
                         Some(&t) => t,
-                        None => break,
+                        None => {
+                            st.done = true;
+                            continue;
+                        }
                     }
                 }
-                None => sampler.sample(&self.ctx, logits_index),
+                None => st.sampler.sample(&self.ctx, idx),
             };
             if vocab.is_eog(token) {
                 out.stopped_at_eog = true;
-                break;
+                st.done = true;
+                continue;
             }
             out.tokens.push(token);
-            let piece = decoder.push(token);
-            on_text(&piece);
+            let piece = st.decoder.push(token);
+            on_text(seq, &piece);
             out.text.push_str(&piece);
-            if options.n_predict.is_some_and(|n| out.tokens.len() >= n) || pos + 1 >= n_ctx as usize {
-                break;
+            if options.n_predict.is_some_and(|n| out.tokens.len() >= n) || st.pos + 1 >= n_ctx {
+                st.done = true;
             }
-            batch.clear();
-            batch.add(token, pos as i32, &[SEQ], true);
-            self.ctx.decode(&batch)?;
-            pos += 1;
-            logits_index = 0;
         }
-        let rest = decoder.finish();
-        on_text(&rest);
-        out.text.push_str(&rest);
-        let perf = self.ctx.perf();
-        out.prompt_ms = perf.prompt_ms;
-        out.gen_ms = perf.gen_ms;
-        out.trace = self.sink.lock().expect("trace sink").drain();
-        Ok(out)
     }
+}
+
+/// Per-sequence state of a generation.
+struct SeqState<'m> {
+    out: Generation,
+    sampler: Sampler,
+    decoder: TokenDecoder<'m>,
+    /// Position of the next token to decode.
+    pos: usize,
+    /// Batch index of this sequence's logits in the last decode, if it asked for them.
+    logits_index: Option<i32>,
+    done: bool,
 }
 
 /// The k largest logits as (token, logit), best first.
