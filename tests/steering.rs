@@ -10,11 +10,22 @@ use spotlight::spotlight::{Action, GenerateOptions, Granularity, LayerSelection,
 const POEM: &str = "Write a short poem about the sea. **Use only lowercase letters.**";
 
 fn params(n_seq_max: u32) -> ContextParams {
-    ContextParams { n_ctx: 2048, n_batch: 512, n_ubatch: 512, n_threads: 2, n_seq_max, flash_attn: FlashAttn::Off }
+    ContextParams {
+        n_ctx: 2048,
+        n_batch: 512,
+        n_ubatch: 512,
+        n_threads: 2,
+        n_seq_max,
+        flash_attn: FlashAttn::Off,
+    }
 }
 
 fn steer(alpha: f32, granularity: Granularity, trace: bool) -> Option<SteerConfig> {
-    Some(SteerConfig { action: Action::Steer { alpha, granularity }, layers: LayerSelection::All, trace })
+    Some(SteerConfig {
+        action: Action::Steer { alpha, granularity },
+        layers: LayerSelection::All,
+        trace,
+    })
 }
 
 /// Every (layer, row, head|layer) unit that sees the span: raised to exactly τ where it was
@@ -28,7 +39,12 @@ fn check_rule(traces: &[UbatchTrace], alpha: f32, granularity: Granularity) -> u
                 let layer_mean = LayerShares::mean_over_heads(&l.before, l.n_head, tok);
                 for h in 0..l.n_head {
                     let (before, after) = (l.before_at(tok, h), l.after_at(tok, h).unwrap());
-                    assert!(after.is_finite(), "layer {} pos {}: non-finite share", l.layer, t.pos[tok]);
+                    assert!(
+                        after.is_finite(),
+                        "layer {} pos {}: non-finite share",
+                        l.layer,
+                        t.pos[tok]
+                    );
                     let p = match granularity {
                         Granularity::Head => before,
                         Granularity::Layer => layer_mean,
@@ -64,13 +80,24 @@ fn check_rule(traces: &[UbatchTrace], alpha: f32, granularity: Granularity) -> u
 fn shares_reach_alpha_where_below_and_stay_where_above() {
     let _g = compute_lock();
     let prompt = prepare_user(POEM);
-    for (alpha, granularity) in [(0.1, Granularity::Head), (0.2, Granularity::Layer), (0.5, Granularity::Layer)] {
+    for (alpha, granularity) in [
+        (0.1, Granularity::Head),
+        (0.2, Granularity::Layer),
+        (0.5, Granularity::Layer),
+    ] {
         let mut session = Session::new(model(), params(1), steer(alpha, granularity, true)).unwrap();
         let out = session.generate(&prompt, &GenerateOptions::greedy(8), |_| {}).unwrap();
-        assert_eq!(out.trace.len(), 1 + out.tokens.len().min(7), "one trace per decode call");
+        assert_eq!(
+            out.trace.len(),
+            1 + out.tokens.len().min(7),
+            "one trace per decode call"
+        );
         assert_eq!(out.trace[0].layers.len(), model().n_layer(), "every layer is traced");
         let raised = check_rule(&out.trace, alpha, granularity);
-        assert!(raised > 0, "{granularity} τ={alpha}: some units must be below τ on this prompt");
+        assert!(
+            raised > 0,
+            "{granularity} τ={alpha}: some units must be below τ on this prompt"
+        );
     }
 }
 
@@ -86,7 +113,12 @@ fn steering_continues_during_generation() {
         for l in &t.layers {
             for h in 0..l.n_head {
                 let after = l.after_at(0, h).unwrap();
-                assert!(after >= 0.1 - 1e-4, "pos {} layer {} head {h}: share {after} fell below τ", t.pos[0], l.layer);
+                assert!(
+                    after >= 0.1 - 1e-4,
+                    "pos {} layer {} head {h}: share {after} fell below τ",
+                    t.pos[0],
+                    l.layer
+                );
             }
         }
     }
@@ -105,16 +137,35 @@ fn zero_alpha_and_prompts_without_highlights_are_bit_identical_to_no_steering() 
     };
     let reference = run(&plain, None);
     for (name, out) in [
-        ("τ = 0 with highlights (hook active)", run(&highlighted, steer(0.0, Granularity::Head, false))),
-        ("τ = 0, layer granularity", run(&highlighted, steer(0.0, Granularity::Layer, false))),
-        ("no highlights, hook installed", run(&plain, steer(0.1, Granularity::Layer, false))),
+        (
+            "τ = 0 with highlights (hook active)",
+            run(&highlighted, steer(0.0, Granularity::Head, false)),
+        ),
+        (
+            "τ = 0, layer granularity",
+            run(&highlighted, steer(0.0, Granularity::Layer, false)),
+        ),
+        (
+            "no highlights, hook installed",
+            run(&plain, steer(0.1, Granularity::Layer, false)),
+        ),
     ] {
         assert_eq!(out.tokens, reference.tokens, "{name}: tokens");
-        let same = out.first_logits.iter().zip(&reference.first_logits).all(|(a, b)| a.to_bits() == b.to_bits());
-        assert!(same && out.first_logits.len() == reference.first_logits.len(), "{name}: logits are not bit-identical");
+        let same = out
+            .first_logits
+            .iter()
+            .zip(&reference.first_logits)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(
+            same && out.first_logits.len() == reference.first_logits.len(),
+            "{name}: logits are not bit-identical"
+        );
     }
     let steered = run(&highlighted, steer(0.1, Granularity::Layer, false));
-    assert_ne!(steered.first_logits, reference.first_logits, "steering must change something");
+    assert_ne!(
+        steered.first_logits, reference.first_logits,
+        "steering must change something"
+    );
 }
 
 #[test]
@@ -127,7 +178,12 @@ fn parallel_sequences_do_not_leak_steering() {
     let options = GenerateOptions::greedy(10);
     let solo: Vec<_> = [&a, &b, &c]
         .iter()
-        .map(|p| Session::new(model(), params(1), config.clone()).unwrap().generate(p, &options, |_| {}).unwrap())
+        .map(|p| {
+            Session::new(model(), params(1), config.clone())
+                .unwrap()
+                .generate(p, &options, |_| {})
+                .unwrap()
+        })
         .collect();
     // Batched decoding runs other kernels than solo decoding (several rows at once), so compare
     // teacher-forced logits: a leak of steering would move them by far more than rounding.
@@ -147,10 +203,16 @@ fn parallel_sequences_do_not_leak_steering() {
         // Steering amplifies kernel rounding (measured up to ~0.1 logits here); a leaked span
         // would shift logits by whole units.
         for (step, (x, y)) in s.step_top5.iter().zip(&p.step_top5).enumerate() {
-            assert!((x[0].1 - y[0].1).abs() < 0.25, "sequence {i} step {step}: top logit {x:?} vs {y:?}");
+            assert!(
+                (x[0].1 - y[0].1).abs() < 0.25,
+                "sequence {i} step {step}: top logit {x:?} vs {y:?}"
+            );
             let solo_choice = x[0].0;
             let in_batch = y.iter().find(|(t, _)| *t == solo_choice).map(|(_, l)| y[0].1 - l);
-            assert!(in_batch.is_some_and(|gap| gap < 0.25), "sequence {i} step {step}: {x:?} vs {y:?}");
+            assert!(
+                in_batch.is_some_and(|gap| gap < 0.25),
+                "sequence {i} step {step}: {x:?} vs {y:?}"
+            );
         }
     }
     // rows of the sequence without highlights never see a span: their share stays 0
@@ -158,7 +220,10 @@ fn parallel_sequences_do_not_leak_steering() {
         for (row, &seq) in t.seq_ids.iter().enumerate() {
             if seq == 2 {
                 for l in &t.layers {
-                    assert!((0..l.n_head).all(|h| l.before_at(row, h) == 0.0), "sequence 2 saw another sequence's span");
+                    assert!(
+                        (0..l.n_head).all(|h| l.before_at(row, h) == 0.0),
+                        "sequence 2 saw another sequence's span"
+                    );
                 }
             }
         }
@@ -175,7 +240,11 @@ fn tokenizer_offsets_reconstruct_non_ascii_text() {
     let mut cursor = 0;
     for (t, r) in tok.tokens.iter().zip(&tok.ranges) {
         assert_eq!(r.start, cursor, "ranges are contiguous");
-        assert_eq!(&text.as_bytes()[r.clone()], &vocab.token_bytes(*t, false)[..], "token {t} covers its own bytes");
+        assert_eq!(
+            &text.as_bytes()[r.clone()],
+            &vocab.token_bytes(*t, false)[..],
+            "token {t} covers its own bytes"
+        );
         rebuilt.extend_from_slice(&text.as_bytes()[r.clone()]);
         cursor = r.end;
     }

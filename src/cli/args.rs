@@ -12,13 +12,18 @@ pub struct Cli {
 }
 
 fn version_string() -> &'static str {
-    concat!(env!("CARGO_PKG_VERSION"), " (llama.cpp from llama-cpp-sys-2 0.1.161 + ", env!("SPOTLIGHT_PATCHES"), ")")
+    concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (llama.cpp from llama-cpp-sys-2 0.1.161 + ",
+        env!("SPOTLIGHT_PATCHES"),
+        ")"
+    )
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Generate a reply to a prompt; `**text**` highlights text.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Download the default model (SmolLM2-135M-Instruct Q4_1) into the cache.
     Pull(PullArgs),
 }
@@ -146,7 +151,11 @@ pub struct PullArgs {
 }
 
 /// llama.cpp's multi-letter short options and their long forms.
-const SHORT_ALIASES: &[(&str, &str)] = &[("-ngl", "--n-gpu-layers"), ("-fa", "--flash-attn"), ("-ub", "--ubatch-size")];
+const SHORT_ALIASES: &[(&str, &str)] = &[
+    ("-ngl", "--n-gpu-layers"),
+    ("-fa", "--flash-attn"),
+    ("-ub", "--ubatch-size"),
+];
 
 /// Rewrite `-ngl 99` / `-ngl=99` style options to their long forms.
 pub fn expand_short_aliases(args: impl IntoIterator<Item = String>) -> Vec<String> {
@@ -178,8 +187,21 @@ mod tests {
     #[test]
     fn cli_parses_long_forms() {
         use clap::Parser;
-        let cli = Cli::try_parse_from(["spotlight", "run", "--n-predict", "4", "--flash-attn", "off", "--alpha", "0.2", "hi"]).unwrap();
-        let Command::Run(run) = cli.command else { panic!("expected run") };
+        let cli = Cli::try_parse_from([
+            "spotlight",
+            "run",
+            "--n-predict",
+            "4",
+            "--flash-attn",
+            "off",
+            "--alpha",
+            "0.2",
+            "hi",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("expected run")
+        };
         assert_eq!((run.n_predict, run.flash_attn, run.alpha), (4, OnOffAuto::Off, 0.2));
         assert_eq!(run.prompt_arg.as_deref(), Some("hi"));
     }

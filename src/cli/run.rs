@@ -17,13 +17,16 @@ fn read_prompt(args: &RunArgs) -> anyhow::Result<String> {
         return Ok(p.clone());
     }
     if let Some(file) = &args.file {
-        return std::fs::read_to_string(file).with_context(|| format!("cannot read the prompt file {}", file.display()));
+        return std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the prompt file {}", file.display()));
     }
     if std::io::stdin().is_terminal() {
         bail!("no prompt given: pass it as an argument, with --prompt, --file, or on standard input");
     }
     let mut text = String::new();
-    std::io::stdin().read_to_string(&mut text).context("cannot read the prompt from standard input")?;
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("cannot read the prompt from standard input")?;
     if text.trim().is_empty() {
         bail!("the prompt on standard input is empty");
     }
@@ -44,7 +47,10 @@ fn model_path(args: &RunArgs) -> anyhow::Result<PathBuf> {
 /// Check option values that clap cannot check by type.
 fn validate(args: &RunArgs) -> anyhow::Result<()> {
     if args.n_predict == 0 || args.n_predict < -1 {
-        bail!("--n-predict must be a positive number of tokens, or -1 for no limit (got {})", args.n_predict);
+        bail!(
+            "--n-predict must be a positive number of tokens, or -1 for no limit (got {})",
+            args.n_predict
+        );
     }
     if !(0.0..1.0).contains(&args.alpha) {
         bail!("--alpha must be in [0, 1) (got {}); 0 turns steering off", args.alpha);
@@ -66,13 +72,22 @@ fn validate(args: &RunArgs) -> anyhow::Result<()> {
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     validate(args)?;
-    let layers: LayerSelection = args.layers.parse().map_err(|e: String| anyhow::anyhow!("--layers: {e}"))?;
+    let layers: LayerSelection = args
+        .layers
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--layers: {e}"))?;
     let user_text = read_prompt(args)?;
     let path = model_path(args)?;
 
     init_backend(args.verbose);
     let show_progress = !args.quiet && !args.json && std::io::stderr().is_terminal();
-    let model = Model::load(&path, &ModelParams { n_gpu_layers: args.n_gpu_layers, progress: show_progress })?;
+    let model = Model::load(
+        &path,
+        &ModelParams {
+            n_gpu_layers: args.n_gpu_layers,
+            progress: show_progress,
+        },
+    )?;
     layers.validate(model.n_layer()).map_err(anyhow::Error::msg)?;
 
     let opts = HighlightOptions {
@@ -82,10 +97,20 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     };
     let mut turns = Vec::new();
     if let Some(system) = &args.system {
-        turns.push(Turn { role: "system".into(), content: prompt::highlight("system prompt", system, &opts, false)? });
+        turns.push(Turn {
+            role: "system".into(),
+            content: prompt::highlight("system prompt", system, &opts, false)?,
+        });
     }
-    turns.push(Turn { role: "user".into(), content: prompt::highlight("prompt", &user_text, &opts, true)? });
-    let template = if args.raw { None } else { Some(ChatTemplate::from_model(&model)?) };
+    turns.push(Turn {
+        role: "user".into(),
+        content: prompt::highlight("prompt", &user_text, &opts, true)?,
+    });
+    let template = if args.raw {
+        None
+    } else {
+        Some(ChatTemplate::from_model(&model)?)
+    };
     let prepared = prompt::prepare(model.vocab(), template.as_ref(), &turns, true)?;
     if args.show_spans {
         eprintln!("{}", show_spans::render(&prepared));
@@ -102,10 +127,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     };
     let trace = args.trace.is_some();
     let steer = if steering {
-        Some(SteerConfig { action: Action::Steer { alpha: args.alpha, granularity }, layers: layers.clone(), trace })
+        Some(SteerConfig {
+            action: Action::Steer {
+                alpha: args.alpha,
+                granularity,
+            },
+            layers: layers.clone(),
+            trace,
+        })
     } else if trace && has_spans {
         // unsteered, but the trace still shows how much attention the spans get
-        Some(SteerConfig { action: Action::Observe, layers: layers.clone(), trace })
+        Some(SteerConfig {
+            action: Action::Observe,
+            layers: layers.clone(),
+            trace,
+        })
     } else {
         None
     };
@@ -113,7 +149,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         eprintln!("note: the prompt has no highlights, so the trace has nothing to measure");
     }
 
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2));
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get() as i32)
+            .unwrap_or(2)
+    });
     let params = ContextParams {
         n_ctx: args.ctx_size,
         n_batch: args.batch_size,
@@ -159,7 +199,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             serde_json::to_writer(&mut file, &summarize(t, step, trace_alpha, granularity))?;
             file.write_all(b"\n")?;
         }
-        file.flush().with_context(|| format!("cannot write the trace file {}", path.display()))?;
+        file.flush()
+            .with_context(|| format!("cannot write the trace file {}", path.display()))?;
     }
 
     let per_s = |n: usize, ms: f64| if ms > 0.0 { n as f64 * 1000.0 / ms } else { 0.0 };

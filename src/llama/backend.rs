@@ -46,11 +46,16 @@ pub fn init_backend(verbose: bool) {
 
 /// Take the error lines llama.cpp logged since the last call.
 pub fn last_log_errors() -> Vec<String> {
-    RECENT_ERRORS.lock().map(|mut e| std::mem::take(&mut *e)).unwrap_or_default()
+    RECENT_ERRORS
+        .lock()
+        .map(|mut e| std::mem::take(&mut *e))
+        .unwrap_or_default()
 }
 
 /// llama.cpp's description of the compiled backends and CPU features.
 pub fn system_info() -> String {
     // SAFETY: returns a pointer to a static, NUL-terminated buffer owned by llama.cpp.
-    unsafe { CStr::from_ptr(sys::llama_print_system_info()) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(sys::llama_print_system_info()) }
+        .to_string_lossy()
+        .into_owned()
 }

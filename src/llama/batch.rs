@@ -12,10 +12,17 @@ pub struct Batch {
 impl Batch {
     /// A batch for up to `capacity` tokens, each in up to `n_seq_max` sequences.
     pub fn new(capacity: usize, n_seq_max: usize) -> Self {
-        assert!(capacity > 0 && n_seq_max > 0, "a batch needs room for a token and a sequence");
+        assert!(
+            capacity > 0 && n_seq_max > 0,
+            "a batch needs room for a token and a sequence"
+        );
         // SAFETY: allocates arrays of `capacity` entries (embd = 0: token batch); freed on drop.
         let raw = unsafe { sys::llama_batch_init(capacity as i32, 0, n_seq_max as i32) };
-        Self { raw, capacity, n_seq_max }
+        Self {
+            raw,
+            capacity,
+            n_seq_max,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -38,7 +45,10 @@ impl Batch {
     pub fn add(&mut self, token: Token, pos: Pos, seqs: &[SeqId], logits: bool) {
         let i = self.len();
         assert!(i < self.capacity, "batch full ({} tokens)", self.capacity);
-        assert!(!seqs.is_empty() && seqs.len() <= self.n_seq_max, "bad sequence list {seqs:?}");
+        assert!(
+            !seqs.is_empty() && seqs.len() <= self.n_seq_max,
+            "bad sequence list {seqs:?}"
+        );
         // SAFETY: i < capacity and seqs.len() <= n_seq_max, the sizes the arrays were allocated with.
         unsafe {
             *self.raw.token.add(i) = token;

@@ -14,7 +14,10 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Self { role: role.into(), content: content.into() }
+        Self {
+            role: role.into(),
+            content: content.into(),
+        }
     }
 }
 
@@ -26,7 +29,10 @@ pub struct ChatTemplate {
 impl ChatTemplate {
     /// The model's built-in template, or an error telling the user about `--raw`.
     pub fn from_model(model: &Model) -> Result<Self, LlamaError> {
-        model.chat_template_source().map(|source| Self { source }).ok_or(LlamaError::NoChatTemplate)
+        model
+            .chat_template_source()
+            .map(|source| Self { source })
+            .ok_or(LlamaError::NoChatTemplate)
     }
 
     /// Render `messages`; `add_assistant` appends the start of the assistant's turn.
@@ -36,8 +42,13 @@ impl ChatTemplate {
             .map(|m| Ok((CString::new(m.role.as_str())?, CString::new(m.content.as_str())?)))
             .collect::<Result<_, std::ffi::NulError>>()
             .map_err(|_| LlamaError::InvalidText("a chat message contains a NUL byte".into()))?;
-        let raw: Vec<sys::llama_chat_message> =
-            owned.iter().map(|(r, c)| sys::llama_chat_message { role: r.as_ptr(), content: c.as_ptr() }).collect();
+        let raw: Vec<sys::llama_chat_message> = owned
+            .iter()
+            .map(|(r, c)| sys::llama_chat_message {
+                role: r.as_ptr(),
+                content: c.as_ptr(),
+            })
+            .collect();
         let total: usize = messages.iter().map(|m| m.content.len() + m.role.len()).sum();
         let mut buf = vec![0u8; total * 2 + 1024];
         for _ in 0..2 {
@@ -53,7 +64,9 @@ impl ChatTemplate {
                 )
             };
             if n < 0 {
-                return Err(LlamaError::ChatTemplate(": llama.cpp does not support this template".into()));
+                return Err(LlamaError::ChatTemplate(
+                    ": llama.cpp does not support this template".into(),
+                ));
             }
             if (n as usize) <= buf.len() {
                 buf.truncate(n as usize);

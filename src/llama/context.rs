@@ -29,7 +29,14 @@ pub struct ContextParams {
 
 impl Default for ContextParams {
     fn default() -> Self {
-        Self { n_ctx: 2048, n_batch: 512, n_ubatch: 512, n_threads: 2, n_seq_max: 1, flash_attn: FlashAttn::Auto }
+        Self {
+            n_ctx: 2048,
+            n_batch: 512,
+            n_ubatch: 512,
+            n_threads: 2,
+            n_seq_max: 1,
+            flash_attn: FlashAttn::Auto,
+        }
     }
 }
 
@@ -73,7 +80,12 @@ impl<'m> Context<'m> {
         // SAFETY: the model pointer is valid for 'm, which outlives the context.
         let ptr = unsafe { sys::llama_init_from_model(model.as_ptr(), cp) };
         let ptr = NonNull::new(ptr).ok_or_else(|| LlamaError::ContextCreate(detail_from_log(&last_log_errors())))?;
-        Ok(Self { ptr, model, params, steer: None })
+        Ok(Self {
+            ptr,
+            model,
+            params,
+            steer: None,
+        })
     }
 
     pub fn model(&self) -> &'m Model {
@@ -98,7 +110,10 @@ impl<'m> Context<'m> {
         match status {
             0 => Ok(()),
             1 => Err(LlamaError::ContextFull { n_ctx: self.n_ctx() }),
-            status => Err(LlamaError::Decode { status, detail: detail_from_log(&last_log_errors()) }),
+            status => Err(LlamaError::Decode {
+                status,
+                detail: detail_from_log(&last_log_errors()),
+            }),
         }
     }
 

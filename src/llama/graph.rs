@@ -20,7 +20,10 @@ pub struct Tensor<'g> {
 
 impl<'g> Tensor<'g> {
     fn from_raw(ptr: *mut sys::ggml_tensor) -> Self {
-        Self { ptr: NonNull::new(ptr).expect("ggml returned a null tensor"), _graph: PhantomData }
+        Self {
+            ptr: NonNull::new(ptr).expect("ggml returned a null tensor"),
+            _graph: PhantomData,
+        }
     }
 
     fn raw(self) -> *mut sys::ggml_tensor {
@@ -118,7 +121,10 @@ impl<'g> GraphBuilder<'g> {
     pub fn permute(&mut self, a: Tensor<'g>, axes: [i32; 4]) -> Tensor<'g> {
         let mut seen = [false; 4];
         for &ax in &axes {
-            assert!((0..4).contains(&ax) && !seen[ax as usize], "permute: invalid axes {axes:?}");
+            assert!(
+                (0..4).contains(&ax) && !seen[ax as usize],
+                "permute: invalid axes {axes:?}"
+            );
             seen[ax as usize] = true;
         }
         // SAFETY: valid context and tensor; axes form a permutation (checked).
@@ -189,7 +195,13 @@ pub trait AttnSteer: Send {
     /// Called once per attention layer while a graph is built, with the post-softmax attention
     /// `kq` [n_kv, n_tokens, n_head, n_stream] and the span mask [n_kv, n_tokens, 1, n_stream].
     /// Returns the probabilities to use (`kq` itself for no change).
-    fn build<'g>(&mut self, g: &mut GraphBuilder<'g>, kq: Tensor<'g>, span_mask: Tensor<'g>, layer: usize) -> Tensor<'g>;
+    fn build<'g>(
+        &mut self,
+        g: &mut GraphBuilder<'g>,
+        kq: Tensor<'g>,
+        span_mask: Tensor<'g>,
+        layer: usize,
+    ) -> Tensor<'g>;
 
     /// Called after each ubatch has been computed.
     fn computed(&mut self, graph: &ComputedGraph<'_>, ubatch: &UbatchInfo<'_>);
@@ -209,8 +221,14 @@ pub(crate) unsafe extern "C" fn build_trampoline(
     // hook; it outlives the registration and nothing else touches it while llama.cpp builds.
     let steer = unsafe { &mut *(user_data as *mut Box<dyn AttnSteer>) };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut g = GraphBuilder { ctx, gf, _graph: PhantomData };
-        steer.build(&mut g, Tensor::from_raw(kq), Tensor::from_raw(span_mask), il as usize).raw()
+        let mut g = GraphBuilder {
+            ctx,
+            gf,
+            _graph: PhantomData,
+        };
+        steer
+            .build(&mut g, Tensor::from_raw(kq), Tensor::from_raw(span_mask), il as usize)
+            .raw()
     }));
     // A panic must not unwind into C++: leave this layer unsteered and say so.
     result.unwrap_or_else(|_| {
@@ -232,10 +250,16 @@ pub(crate) unsafe extern "C" fn computed_trampoline(
     // SAFETY: llama.cpp passes arrays of n_tokens entries; each seq_id entry points to at least
     // one sequence id.
     let (pos, seq_ids) = unsafe {
-        (std::slice::from_raw_parts(pos, n), (0..n).map(|i| **seq_id.add(i)).collect::<Vec<_>>())
+        (
+            std::slice::from_raw_parts(pos, n),
+            (0..n).map(|i| **seq_id.add(i)).collect::<Vec<_>>(),
+        )
     };
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let graph = ComputedGraph { gf, _graph: PhantomData };
+        let graph = ComputedGraph {
+            gf,
+            _graph: PhantomData,
+        };
         steer.computed(&graph, &UbatchInfo { pos, seq_ids });
     }));
 }

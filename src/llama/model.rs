@@ -20,7 +20,10 @@ pub struct ModelParams {
 
 impl Default for ModelParams {
     fn default() -> Self {
-        Self { n_gpu_layers: -1, progress: false }
+        Self {
+            n_gpu_layers: -1,
+            progress: false,
+        }
     }
 }
 
@@ -46,7 +49,10 @@ fn check_gguf(path: &Path) -> Result<(), LlamaError> {
     if !path.exists() {
         return Err(LlamaError::ModelNotFound(path.to_path_buf()));
     }
-    let io = |source| LlamaError::Io { path: path.to_path_buf(), source };
+    let io = |source| LlamaError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut magic = [0u8; 4];
     let mut file = std::fs::File::open(path).map_err(io)?;
     let n = file.read(&mut magic).map_err(io)?;
@@ -91,7 +97,10 @@ impl Model {
             path: path.to_path_buf(),
             detail: detail_from_log(&last_log_errors()),
         })?;
-        Ok(Model { ptr, path: path.to_path_buf() })
+        Ok(Model {
+            ptr,
+            path: path.to_path_buf(),
+        })
     }
 
     pub(crate) fn as_ptr(&self) -> *mut sys::llama_model {

@@ -19,7 +19,15 @@ pub struct SamplingParams {
 
 impl Default for SamplingParams {
     fn default() -> Self {
-        Self { temp: 0.8, top_k: 40, top_p: 0.95, min_p: 0.05, repeat_penalty: 1.0, repeat_last_n: 64, seed: 0xFFFF_FFFF }
+        Self {
+            temp: 0.8,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
+            seed: 0xFFFF_FFFF,
+        }
     }
 }
 
@@ -37,7 +45,13 @@ impl Sampler {
             let chain = sys::llama_sampler_chain_init(sys::llama_sampler_chain_default_params());
             let add = |s| sys::llama_sampler_chain_add(chain, s);
             if params.repeat_penalty != 1.0 {
-                add(sys::llama_sampler_init_penalties(n_vocab as i32, params.repeat_last_n, params.repeat_penalty, 0.0, 0.0));
+                add(sys::llama_sampler_init_penalties(
+                    n_vocab as i32,
+                    params.repeat_last_n,
+                    params.repeat_penalty,
+                    0.0,
+                    0.0,
+                ));
             }
             if params.temp <= 0.0 {
                 add(sys::llama_sampler_init_greedy());
@@ -48,7 +62,9 @@ impl Sampler {
                 add(sys::llama_sampler_init_temp(params.temp));
                 add(sys::llama_sampler_init_dist(params.seed));
             }
-            Self { ptr: NonNull::new(chain).expect("sampler chain allocation") }
+            Self {
+                ptr: NonNull::new(chain).expect("sampler chain allocation"),
+            }
         }
     }
 

@@ -24,7 +24,10 @@ pub struct TokenizedText {
 
 impl<'m> Vocab<'m> {
     pub(crate) fn new(ptr: NonNull<sys::llama_vocab>) -> Self {
-        Self { ptr, _model: PhantomData }
+        Self {
+            ptr,
+            _model: PhantomData,
+        }
     }
 
     pub fn n_tokens(&self) -> usize {
@@ -122,7 +125,14 @@ impl<'m> Vocab<'m> {
         for _ in 0..2 {
             // SAFETY: buf is writable for its length; the result is not NUL-terminated.
             let n = unsafe {
-                sys::llama_token_to_piece(self.ptr.as_ptr(), token, buf.as_mut_ptr().cast(), buf.len() as i32, 0, special)
+                sys::llama_token_to_piece(
+                    self.ptr.as_ptr(),
+                    token,
+                    buf.as_mut_ptr().cast(),
+                    buf.len() as i32,
+                    0,
+                    special,
+                )
             };
             if n >= 0 {
                 buf.truncate(n as usize);
@@ -145,7 +155,11 @@ pub struct TokenDecoder<'m> {
 impl<'m> TokenDecoder<'m> {
     /// `special`: render special tokens as their text (otherwise they produce nothing).
     pub fn new(vocab: Vocab<'m>, special: bool) -> Self {
-        Self { vocab, pending: Vec::new(), special }
+        Self {
+            vocab,
+            pending: Vec::new(),
+            special,
+        }
     }
 
     /// Add a token; returns the text that is now complete.
@@ -167,8 +181,7 @@ impl<'m> TokenDecoder<'m> {
             }
         };
         let rest = self.pending.split_off(valid);
-        let text = String::from_utf8(std::mem::replace(&mut self.pending, rest)).expect("validated above");
-        text
+        String::from_utf8(std::mem::replace(&mut self.pending, rest)).expect("validated above")
     }
 
     /// Whatever is left at the end (an incomplete character is replaced by U+FFFD).

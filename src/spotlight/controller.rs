@@ -6,6 +6,7 @@
 //! - head granularity: span probabilities × τ/p, the rest × (1−τ)/(1−p);
 //! - layer granularity: with p̄ the mean share over heads and e^b = τ(1−p̄)/(p̄(1−τ)), every head
 //!   gets the logit bias b on span keys: span × e^b/Z_h, rest × 1/Z_h, Z_h = p_h·e^b + 1 − p_h.
+//!
 //! Both are written as P' = (P − S)·f_rest + S·f_span with per-(row, head) factors. P − S is
 //! exactly the non-span part (span entries become exact zeros), so every probability is multiplied
 //! by exactly one factor, as in the reference; where nothing changes both factors are exactly 1 and
@@ -153,7 +154,13 @@ fn needs_steering<'g>(g: &mut GraphBuilder<'g>, p: Tensor<'g>, alpha: f32) -> Te
 }
 
 impl AttnSteer for SpotlightHook {
-    fn build<'g>(&mut self, g: &mut GraphBuilder<'g>, kq: Tensor<'g>, span_mask: Tensor<'g>, layer: usize) -> Tensor<'g> {
+    fn build<'g>(
+        &mut self,
+        g: &mut GraphBuilder<'g>,
+        kq: Tensor<'g>,
+        span_mask: Tensor<'g>,
+        layer: usize,
+    ) -> Tensor<'g> {
         if !self.config.layers.contains(layer) {
             return kq;
         }
@@ -165,8 +172,14 @@ impl AttnSteer for SpotlightHook {
         }
         let (f_rest, f_span) = match self.config.action {
             Action::Observe => return kq,
-            Action::Steer { alpha, granularity: Granularity::Head } => Self::head_factors(g, p_head, alpha),
-            Action::Steer { alpha, granularity: Granularity::Layer } => Self::layer_factors(g, p_head, alpha),
+            Action::Steer {
+                alpha,
+                granularity: Granularity::Head,
+            } => Self::head_factors(g, p_head, alpha),
+            Action::Steer {
+                alpha,
+                granularity: Granularity::Layer,
+            } => Self::layer_factors(g, p_head, alpha),
             Action::StaticBias { bias } => {
                 // a constant e^b − 1 on rows that see the span (elsewhere S = 0, so it is moot)
                 let seen = g.step(p_head);

@@ -24,7 +24,10 @@ impl LayerSelection {
     pub fn validate(&self, n_layer: usize) -> Result<(), String> {
         if let LayerSelection::Only(set) = self {
             if let Some(&bad) = set.iter().find(|&&l| l >= n_layer) {
-                return Err(format!("--layers: layer {bad} does not exist (the model has layers 0-{})", n_layer - 1));
+                return Err(format!(
+                    "--layers: layer {bad} does not exist (the model has layers 0-{})",
+                    n_layer - 1
+                ));
             }
         }
         Ok(())
@@ -43,7 +46,9 @@ impl FromStr for LayerSelection {
         for part in s.split(',') {
             let part = part.trim();
             let num = |t: &str| {
-                t.trim().parse::<usize>().map_err(|_| format!("`{t}` in `{part}` is not a layer number"))
+                t.trim()
+                    .parse::<usize>()
+                    .map_err(|_| format!("`{t}` in `{part}` is not a layer number"))
             };
             if part.is_empty() {
                 return Err(format!("empty item in layer list `{s}`"));
@@ -90,7 +95,10 @@ mod tests {
     #[test]
     fn rejects_bad_items() {
         assert!("3-1".parse::<LayerSelection>().unwrap_err().contains("backwards"));
-        assert!("a".parse::<LayerSelection>().unwrap_err().contains("not a layer number"));
+        assert!("a"
+            .parse::<LayerSelection>()
+            .unwrap_err()
+            .contains("not a layer number"));
         assert!("1,,2".parse::<LayerSelection>().unwrap_err().contains("empty item"));
         let sel: LayerSelection = "0,40".parse().unwrap();
         assert!(sel.validate(30).unwrap_err().contains("layer 40"));

@@ -63,11 +63,7 @@ pub enum MarkupError {
         "ambiguous run of {count} `*` at line {line}, column {column}: \
          use `**` or `***` as a marker and write literal stars as `\\**`"
     )]
-    StarRun {
-        count: usize,
-        line: usize,
-        column: usize,
-    },
+    StarRun { count: usize, line: usize, column: usize },
     /// A `--highlight` substring that is the empty string.
     #[error("highlight substring #{index} is empty")]
     EmptyNeedle { index: usize },
@@ -78,7 +74,7 @@ pub enum MarkupError {
     /// asked for a unique match.
     #[error(
         "highlight substring {needle:?} occurs {count} times in the prompt \
-         (first at line {line}, column {column}); make it unique or highlight all occurrences"
+         (first at line {line}, column {column}); make it unique or pass --highlight-all"
     )]
     NeedleAmbiguous {
         needle: String,
@@ -153,11 +149,7 @@ pub fn parse_markup(input: &str) -> Result<Highlighted, MarkupError> {
                     }
                     (count, _) => {
                         let (line, column) = line_column(input, i);
-                        return Err(MarkupError::StarRun {
-                            count,
-                            line,
-                            column,
-                        });
+                        return Err(MarkupError::StarRun { count, line, column });
                     }
                 }
                 i += run;
@@ -204,11 +196,7 @@ fn occurrences(text: &str, needle: &str) -> Vec<usize> {
 /// span). Spans are returned per needle in order of occurrence and are not
 /// merged, so `&text[r]` is always one of the needles; use [`merge_spans`]
 /// before mapping them onto tokens.
-pub fn find_substrings(
-    text: &str,
-    needles: &[String],
-    all: bool,
-) -> Result<Vec<Range<usize>>, MarkupError> {
+pub fn find_substrings(text: &str, needles: &[String], all: bool) -> Result<Vec<Range<usize>>, MarkupError> {
     let mut spans = Vec::new();
     for (index, needle) in needles.iter().enumerate() {
         if needle.is_empty() {
@@ -216,11 +204,7 @@ pub fn find_substrings(
         }
         let found = occurrences(text, needle);
         match found.as_slice() {
-            [] => {
-                return Err(MarkupError::NeedleNotFound {
-                    needle: needle.clone(),
-                })
-            }
+            [] => return Err(MarkupError::NeedleNotFound { needle: needle.clone() }),
             [first, _, ..] if !all => {
                 let (line, column) = line_column(text, *first);
                 return Err(MarkupError::NeedleAmbiguous {
@@ -273,9 +257,7 @@ pub fn tokens_overlapping(token_ranges: &[Range<usize>], spans: &[Range<usize>])
                 return false;
             }
             let first_ending_after = spans.partition_point(|s| s.end <= tok.start);
-            spans
-                .get(first_ending_after)
-                .is_some_and(|s| s.start < tok.end)
+            spans.get(first_ending_after).is_some_and(|s| s.start < tok.end)
         })
         .map(|(i, _)| i)
         .collect()
@@ -398,10 +380,7 @@ mod tests {
     fn unbalanced_marker_reports_opening_position() {
         let err = parse_markup("ok **a** then\n  **never closed").unwrap_err();
         assert_eq!(err, MarkupError::Unbalanced { line: 2, column: 3 });
-        assert_eq!(
-            err.to_string(),
-            "unbalanced `**` at line 2, column 3: no closing `**`"
-        );
+        assert_eq!(err.to_string(), "unbalanced `**` at line 2, column 3: no closing `**`");
         assert_eq!(
             parse_markup("**").unwrap_err(),
             MarkupError::Unbalanced { line: 1, column: 1 }
@@ -479,9 +458,7 @@ mod tests {
         );
         assert_eq!(
             find_substrings(text, &needles(&["dog"]), false),
-            Err(MarkupError::NeedleNotFound {
-                needle: "dog".into()
-            })
+            Err(MarkupError::NeedleNotFound { needle: "dog".into() })
         );
         let err = find_substrings(text, &needles(&["at"]), false).unwrap_err();
         assert_eq!(

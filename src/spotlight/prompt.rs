@@ -26,8 +26,8 @@ pub struct HighlightOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
-    #[error("in the {part}: {source}")]
-    Markup { part: String, source: MarkupError },
+    #[error("in the {part}: {error}")]
+    Markup { part: String, error: MarkupError },
     #[error("the highlight {text:?} covers only chat-template tokens, not message text")]
     SpanOnlyTemplate { text: String },
     #[error("cannot place the highlights in the chat-templated prompt: {0}")]
@@ -66,9 +66,21 @@ impl PreparedPrompt {
 }
 
 /// Parse the highlights of one message.
-pub fn highlight(part: &str, text: &str, opts: &HighlightOptions, search_needles: bool) -> Result<Highlighted, PromptError> {
-    let wrap = |source| PromptError::Markup { part: part.to_string(), source };
-    let mut h = if opts.markup { markup::parse_markup(text).map_err(wrap)? } else { markup::plain(text) };
+pub fn highlight(
+    part: &str,
+    text: &str,
+    opts: &HighlightOptions,
+    search_needles: bool,
+) -> Result<Highlighted, PromptError> {
+    let wrap = |error| PromptError::Markup {
+        part: part.to_string(),
+        error,
+    };
+    let mut h = if opts.markup {
+        markup::parse_markup(text).map_err(wrap)?
+    } else {
+        markup::plain(text)
+    };
     if search_needles && !opts.substrings.is_empty() {
         let found = markup::find_substrings(&h.text, &opts.substrings, opts.all_occurrences).map_err(wrap)?;
         h.spans.extend(found);
@@ -87,13 +99,16 @@ pub fn prepare(
 ) -> Result<PreparedPrompt, PromptError> {
     let (text, span_ranges) = match template {
         Some(template) => {
-            let messages: Vec<ChatMessage> =
-                turns.iter().map(|t| ChatMessage::new(t.role.clone(), t.content.text.clone())).collect();
-            let mapped = template_map::render_with_offsets(&messages, |m| template.apply(m, add_assistant))
-                .map_err(|e| match e {
+            let messages: Vec<ChatMessage> = turns
+                .iter()
+                .map(|t| ChatMessage::new(t.role.clone(), t.content.text.clone()))
+                .collect();
+            let mapped = template_map::render_with_offsets(&messages, |m| template.apply(m, add_assistant)).map_err(
+                |e| match e {
                     TemplateMapError::Render(err) => PromptError::Llama(err),
                     other => PromptError::Template(other.to_string()),
-                })?;
+                },
+            )?;
             let spans: Vec<Vec<Range<usize>>> = turns.iter().map(|t| t.content.spans.clone()).collect();
             let ranges = template_map::spans_in_prompt(&mapped, &spans);
             (mapped.prompt, ranges)
@@ -114,9 +129,17 @@ pub fn prepare(
     for span in &span_ranges {
         let hit = markup::tokens_overlapping(&tok.ranges, std::slice::from_ref(span));
         if hit.iter().all(|&i| vocab.is_control(tok.tokens[i])) {
-            return Err(PromptError::SpanOnlyTemplate { text: text[span.clone()].to_string() });
+            return Err(PromptError::SpanOnlyTemplate {
+                text: text[span.clone()].to_string(),
+            });
         }
     }
     let span_token_positions = markup::tokens_overlapping(&tok.ranges, &span_ranges);
-    Ok(PreparedPrompt { text, tokens: tok.tokens, token_ranges: tok.ranges, span_ranges, span_token_positions })
+    Ok(PreparedPrompt {
+        text,
+        tokens: tok.tokens,
+        token_ranges: tok.ranges,
+        span_ranges,
+        span_token_positions,
+    })
 }

@@ -3,9 +3,10 @@
 use super::controller::{SpotlightHook, SteerConfig};
 use super::prompt::PreparedPrompt;
 use super::trace::{TraceSink, UbatchTrace};
-use crate::llama::{Batch, Context, ContextParams, LlamaError, Model, Sampler, SamplingParams, SeqId, Token, TokenDecoder};
+use crate::llama::{
+    Batch, Context, ContextParams, LlamaError, Model, Sampler, SamplingParams, SeqId, Token, TokenDecoder,
+};
 use std::sync::{Arc, Mutex};
-
 
 /// Result of one generation.
 #[derive(Debug, Clone, Default)]
@@ -41,7 +42,14 @@ pub struct GenerateOptions {
 impl GenerateOptions {
     /// Greedy decoding of at most `n_predict` tokens.
     pub fn greedy(n_predict: usize) -> Self {
-        Self { n_predict: Some(n_predict), sampling: SamplingParams { temp: 0.0, ..Default::default() }, forced: None }
+        Self {
+            n_predict: Some(n_predict),
+            sampling: SamplingParams {
+                temp: 0.0,
+                ..Default::default()
+            },
+            forced: None,
+        }
     }
 }
 
@@ -86,7 +94,11 @@ impl<'m> Session<'m> {
         let sink = Arc::new(Mutex::new(TraceSink::default()));
         let steering = steer.is_some();
         if let Some(config) = steer {
-            ctx.set_steer(Some(Box::new(SpotlightHook::new(config, model.n_layer(), sink.clone()))));
+            ctx.set_steer(Some(Box::new(SpotlightHook::new(
+                config,
+                model.n_layer(),
+                sink.clone(),
+            ))));
         }
         Ok(Self { ctx, sink, steering })
     }
@@ -102,7 +114,8 @@ impl<'m> Session<'m> {
         options: &GenerateOptions,
         mut on_text: impl FnMut(&str),
     ) -> Result<Generation, LlamaError> {
-        let (mut outs, trace) = self.generate_parallel(std::slice::from_ref(prompt), options, |_, piece| on_text(piece))?;
+        let (mut outs, trace) =
+            self.generate_parallel(std::slice::from_ref(prompt), options, |_, piece| on_text(piece))?;
         let mut out = outs.pop().expect("one generation per prompt");
         out.trace = trace;
         Ok(out)
@@ -119,10 +132,17 @@ impl<'m> Session<'m> {
     ) -> Result<(Vec<Generation>, Vec<UbatchTrace>), LlamaError> {
         let n_ctx = self.ctx.n_ctx();
         let n_seq = self.ctx.params().n_seq_max as usize;
-        assert!(prompts.len() <= n_seq, "{} prompts but the context has {n_seq} sequences", prompts.len());
+        assert!(
+            prompts.len() <= n_seq,
+            "{} prompts but the context has {n_seq} sequences",
+            prompts.len()
+        );
         let n_prompt_total: usize = prompts.iter().map(|p| p.tokens.len()).sum();
         if n_prompt_total + prompts.len() > n_ctx as usize {
-            return Err(LlamaError::PromptTooLong { n_tokens: n_prompt_total, n_ctx });
+            return Err(LlamaError::PromptTooLong {
+                n_tokens: n_prompt_total,
+                n_ctx,
+            });
         }
         self.ctx.clear_kv();
         self.ctx.clear_spans();
@@ -173,7 +193,11 @@ impl<'m> Session<'m> {
         while seqs.iter().any(|s| !s.done) {
             batch.clear();
             for (seq, st) in seqs.iter_mut().enumerate().filter(|(_, s)| !s.done) {
-                let token = *st.out.tokens.last().expect("a sequence that is not done has sampled a token");
+                let token = *st
+                    .out
+                    .tokens
+                    .last()
+                    .expect("a sequence that is not done has sampled a token");
                 st.logits_index = Some(batch.len() as i32);
                 batch.add(token, st.pos as i32, &[seq as SeqId], true);
                 st.pos += 1;
@@ -200,7 +224,12 @@ impl<'m> Session<'m> {
     }
 
     /// Sample the next token of every sequence whose logits the last decode computed.
-    fn sample_ready(&self, seqs: &mut [SeqState<'m>], options: &GenerateOptions, on_text: &mut impl FnMut(usize, &str)) {
+    fn sample_ready(
+        &self,
+        seqs: &mut [SeqState<'m>],
+        options: &GenerateOptions,
+        on_text: &mut impl FnMut(usize, &str),
+    ) {
         let n_ctx = self.ctx.n_ctx() as usize;
         let vocab = self.ctx.model().vocab();
         for (seq, st) in seqs.iter_mut().enumerate() {

@@ -234,19 +234,15 @@ fn align<E>(
             for source in &candidates {
                 // Equal lengths that both fit are the same text (all of them
                 // empty, for whitespace-only content): one state, not two.
-                if seen_lengths.contains(&source.len())
-                    || !rest.starts_with(&content[source.clone()])
-                {
+                if seen_lengths.contains(&source.len()) || !rest.starts_with(&content[source.clone()]) {
                     continue;
                 }
                 seen_lengths.push(source.len());
-                let next = levels[k + 1]
-                    .entry(content_at + source.len())
-                    .or_insert(Reached {
-                        ways: 0,
-                        prev: cursor,
-                        source: source.clone(),
-                    });
+                let next = levels[k + 1].entry(content_at + source.len()).or_insert(Reached {
+                    ways: 0,
+                    prev: cursor,
+                    source: source.clone(),
+                });
                 next.ways = (next.ways + reached.ways).min(2);
             }
         }
@@ -260,10 +256,7 @@ fn align<E>(
         .filter(|&c| actual[c..] == *last_piece)
         .collect();
 
-    let total: u8 = finals
-        .iter()
-        .map(|c| levels[n][c].ways)
-        .fold(0, |a, b| (a + b).min(2));
+    let total: u8 = finals.iter().map(|c| levels[n][c].ways).fold(0, |a, b| (a + b).min(2));
     if total == 0 {
         return Err(TemplateMapError::ContentNotLocated {
             message: order[failing_slot(&actual, pieces, &levels)],
@@ -271,9 +264,7 @@ fn align<E>(
     }
     if total > 1 {
         let slot = ambiguous_slot(&actual, pieces, order, messages, &levels, &finals);
-        return Err(TemplateMapError::ContentAmbiguous {
-            message: order[slot],
-        });
+        return Err(TemplateMapError::ContentAmbiguous { message: order[slot] });
     }
 
     let mut content_ranges = vec![0..0; messages.len()];
@@ -317,15 +308,12 @@ fn ambiguous_slot(
             .keys()
             .copied()
             .filter(|&cursor| {
-                actual[cursor..]
-                    .strip_prefix(pieces[k])
-                    .is_some_and(|rest| {
-                        let content_at = cursor + pieces[k].len();
-                        candidates.iter().any(|s| {
-                            rest.starts_with(&content[s.clone()])
-                                && viable[k + 1].contains(&(content_at + s.len()))
-                        })
+                actual[cursor..].strip_prefix(pieces[k]).is_some_and(|rest| {
+                    let content_at = cursor + pieces[k].len();
+                    candidates.iter().any(|s| {
+                        rest.starts_with(&content[s.clone()]) && viable[k + 1].contains(&(content_at + s.len()))
                     })
+                })
             })
             .collect();
         viable[k] = on_path;
@@ -359,16 +347,9 @@ fn failing_slot(actual: &str, pieces: &[&str], levels: &[BTreeMap<usize, Reached
 /// Parts of a span that the template trimmed away are dropped, since they
 /// are not in the prompt. Span lists beyond the number of messages are
 /// ignored.
-pub fn spans_in_prompt(
-    t: &Templated,
-    per_message_spans: &[Vec<Range<usize>>],
-) -> Vec<Range<usize>> {
+pub fn spans_in_prompt(t: &Templated, per_message_spans: &[Vec<Range<usize>>]) -> Vec<Range<usize>> {
     let mut out = Vec::new();
-    for ((spans, dest), src) in per_message_spans
-        .iter()
-        .zip(&t.content_ranges)
-        .zip(&t.source_ranges)
-    {
+    for ((spans, dest), src) in per_message_spans.iter().zip(&t.content_ranges).zip(&t.source_ranges) {
         for span in spans {
             let start = span.start.max(src.start);
             let end = span.end.min(src.end);
@@ -430,10 +411,7 @@ mod tests {
         marked: &[(&str, &str)],
         render: impl FnMut(&[ChatMessage]) -> Result<String, E>,
     ) -> (Templated, Vec<String>) {
-        let parsed: Vec<_> = marked
-            .iter()
-            .map(|(_, c)| parse_markup(c).unwrap())
-            .collect();
+        let parsed: Vec<_> = marked.iter().map(|(_, c)| parse_markup(c).unwrap()).collect();
         let messages: Vec<ChatMessage> = marked
             .iter()
             .zip(&parsed)
@@ -463,10 +441,7 @@ mod tests {
         }
         assert_eq!(
             t.source_ranges,
-            messages
-                .iter()
-                .map(|m| 0..m.content.len())
-                .collect::<Vec<_>>()
+            messages.iter().map(|m| 0..m.content.len()).collect::<Vec<_>>()
         );
     }
 
@@ -504,24 +479,15 @@ mod tests {
                 .collect::<String>()
                 + "### ASSISTANT:\n")
         };
-        let (t, texts) =
-            highlight_through(&[("system", "be **kind**"), ("user", "say **hi**")], render);
-        assert!(t
-            .prompt
-            .starts_with("### SYSTEM:\nbe kind\n\n### USER:\nsay hi"));
+        let (t, texts) = highlight_through(&[("system", "be **kind**"), ("user", "say **hi**")], render);
+        assert!(t.prompt.starts_with("### SYSTEM:\nbe kind\n\n### USER:\nsay hi"));
         assert_eq!(texts, ["kind", "hi"]);
     }
 
     #[test]
     fn trimming_template_falls_back_to_trimmed_content() {
-        let messages = msgs(&[
-            ("system", "  Be **brief**.\n"),
-            ("user", "\n**Hello** there  "),
-        ]);
-        let parsed: Vec<_> = messages
-            .iter()
-            .map(|m| parse_markup(&m.content).unwrap())
-            .collect();
+        let messages = msgs(&[("system", "  Be **brief**.\n"), ("user", "\n**Hello** there  ")]);
+        let parsed: Vec<_> = messages.iter().map(|m| parse_markup(&m.content).unwrap()).collect();
         let cleaned: Vec<ChatMessage> = messages
             .iter()
             .zip(&parsed)
@@ -538,10 +504,7 @@ mod tests {
         assert_eq!(t.source_ranges[0], 2..11);
         assert_eq!(t.source_ranges[1], 1..12);
         let spans: Vec<_> = parsed.iter().map(|h| h.spans.clone()).collect();
-        let texts: Vec<_> = spans_in_prompt(&t, &spans)
-            .into_iter()
-            .map(|r| &t.prompt[r])
-            .collect();
+        let texts: Vec<_> = spans_in_prompt(&t, &spans).into_iter().map(|r| &t.prompt[r]).collect();
         assert_eq!(texts, ["brief", "Hello"]);
     }
 
@@ -559,13 +522,7 @@ mod tests {
     fn template_that_trims_only_some_messages() {
         // Like templates that strip only the last assistant turn.
         let messages = msgs(&[("user", " a "), ("assistant", " b "), ("user", " c ")]);
-        let render = chatml_with(|i, c| {
-            if i == 1 {
-                c.trim_end().into()
-            } else {
-                c.into()
-            }
-        });
+        let render = chatml_with(|i, c| if i == 1 { c.trim_end().into() } else { c.into() });
         let t = render_with_offsets(&messages, render).unwrap();
         assert_eq!(t.source_ranges, vec![0..3, 0..2, 0..3]);
         assert_eq!(&t.prompt[t.content_ranges[1].clone()], " b");
@@ -646,35 +603,20 @@ mod tests {
         };
         assert_eq!(
             render_with_offsets(&messages, drop_system).unwrap_err(),
-            TemplateMapError::ContentNotUnique {
-                message: 0,
-                count: 0
-            }
+            TemplateMapError::ContentNotUnique { message: 0, count: 0 }
         );
         let repeat_user = |m: &[ChatMessage]| -> Result<String, RenderFailed> {
-            Ok(format!(
-                "{} {} {}",
-                m[0].content, m[1].content, m[1].content
-            ))
+            Ok(format!("{} {} {}", m[0].content, m[1].content, m[1].content))
         };
         let err = render_with_offsets(&messages, repeat_user).unwrap_err();
-        assert_eq!(
-            err,
-            TemplateMapError::ContentNotUnique {
-                message: 1,
-                count: 2
-            }
-        );
+        assert_eq!(err, TemplateMapError::ContentNotUnique { message: 1, count: 2 });
         assert!(err.to_string().contains("2 times"));
     }
 
     #[test]
     fn reserved_sequence_in_input_is_rejected() {
         let bad = format!("look: {}", sentinel(0));
-        let messages = vec![
-            ChatMessage::new("user", "fine"),
-            ChatMessage::new("user", bad),
-        ];
+        let messages = vec![ChatMessage::new("user", "fine"), ChatMessage::new("user", bad)];
         assert_eq!(
             render_with_offsets(&messages, chatml()).unwrap_err(),
             TemplateMapError::ReservedSequence {
@@ -682,10 +624,7 @@ mod tests {
                 field: "content"
             }
         );
-        let messages = vec![ChatMessage::new(
-            format!("{SENTINEL_OPEN}7{SENTINEL_CLOSE}"),
-            "x",
-        )];
+        let messages = vec![ChatMessage::new(format!("{SENTINEL_OPEN}7{SENTINEL_CLOSE}"), "x")];
         assert!(matches!(
             render_with_offsets(&messages, chatml()),
             Err(TemplateMapError::ReservedSequence { field: "role", .. })
@@ -702,14 +641,8 @@ mod tests {
             Err::<String, _>(RenderFailed("roles must alternate"))
         })
         .unwrap_err();
-        assert_eq!(
-            err,
-            TemplateMapError::Render(RenderFailed("roles must alternate"))
-        );
-        assert_eq!(
-            err.to_string(),
-            "chat template failed to render: roles must alternate"
-        );
+        assert_eq!(err, TemplateMapError::Render(RenderFailed("roles must alternate")));
+        assert_eq!(err.to_string(), "chat template failed to render: roles must alternate");
         // An error on the second (real) rendering is reported too.
         let mut calls = 0;
         let err = render_with_offsets(&messages, |m: &[ChatMessage]| {

@@ -57,11 +57,22 @@ impl UbatchTrace {
             .filter_map(|layer| {
                 let (data, ne) = graph.read_f32(&before_name(layer))?;
                 let (before, n_head) = to_token_head(&data, ne);
-                let after = graph.read_f32(&after_name(layer)).map(|(d, ne)| to_token_head(&d, ne).0);
-                Some(LayerShares { layer, n_head, before, after })
+                let after = graph
+                    .read_f32(&after_name(layer))
+                    .map(|(d, ne)| to_token_head(&d, ne).0);
+                Some(LayerShares {
+                    layer,
+                    n_head,
+                    before,
+                    after,
+                })
             })
             .collect();
-        Self { pos: ubatch.pos.to_vec(), seq_ids: ubatch.seq_ids.clone(), layers }
+        Self {
+            pos: ubatch.pos.to_vec(),
+            seq_ids: ubatch.seq_ids.clone(),
+            layers,
+        }
     }
 }
 
@@ -92,7 +103,11 @@ fn stats(values: &[f32]) -> Option<Stats> {
     if values.is_empty() {
         return None;
     }
-    let mut s = Stats { mean: 0.0, min: f32::INFINITY, max: f32::NEG_INFINITY };
+    let mut s = Stats {
+        mean: 0.0,
+        min: f32::INFINITY,
+        max: f32::NEG_INFINITY,
+    };
     for &v in values {
         s.mean += v;
         s.min = s.min.min(v);
@@ -202,7 +217,12 @@ mod tests {
         let t = UbatchTrace {
             pos: vec![0, 1],
             seq_ids: vec![0, 0],
-            layers: vec![LayerShares { layer: 0, n_head: 2, before: vec![0.0, 0.0, 0.05, 0.3], after: Some(vec![0.0, 0.0, 0.1, 0.3]) }],
+            layers: vec![LayerShares {
+                layer: 0,
+                n_head: 2,
+                before: vec![0.0, 0.0, 0.05, 0.3],
+                after: Some(vec![0.0, 0.0, 0.1, 0.3]),
+            }],
         };
         let line = summarize(&t, 0, 0.1, Granularity::Head);
         let l = &line.layers[0];

@@ -33,7 +33,14 @@ pub fn model() -> &'static Model {
     static MODEL: OnceLock<Model> = OnceLock::new();
     MODEL.get_or_init(|| {
         init_backend(false);
-        Model::load(&model_path(), &ModelParams { n_gpu_layers: 0, progress: false }).expect("load the default model")
+        Model::load(
+            &model_path(),
+            &ModelParams {
+                n_gpu_layers: 0,
+                progress: false,
+            },
+        )
+        .expect("load the default model")
     })
 }
 
@@ -41,7 +48,11 @@ pub fn shared_dir() -> PathBuf {
     let dir = std::env::var_os("SPOTLIGHT_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    assert!(dir.join("golden").exists(), "shared data not found at {} (set SPOTLIGHT_SHARED)", dir.display());
+    assert!(
+        dir.join("golden").exists(),
+        "shared data not found at {} (set SPOTLIGHT_SHARED)",
+        dir.display()
+    );
     dir
 }
 
@@ -53,20 +64,39 @@ pub fn golden() -> serde_json::Value {
 
 /// The golden cases of one run (`none`, `0.1,head`, `0.2,layer`).
 pub fn golden_cases(run: &str) -> Vec<serde_json::Value> {
-    golden()["runs"][run]["cases"].as_array().unwrap_or_else(|| panic!("golden run {run} missing")).clone()
+    golden()["runs"][run]["cases"]
+        .as_array()
+        .unwrap_or_else(|| panic!("golden run {run} missing"))
+        .clone()
 }
 
 pub fn ints(v: &serde_json::Value) -> Vec<i32> {
-    v.as_array().expect("array").iter().map(|x| x.as_i64().expect("int") as i32).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_i64().expect("int") as i32)
+        .collect()
 }
 
 /// A single user turn with `**markup**`, through the model's chat template.
 pub fn prepare_user(user: &str) -> PreparedPrompt {
     let model = model();
-    let opts = HighlightOptions { markup: true, ..Default::default() };
+    let opts = HighlightOptions {
+        markup: true,
+        ..Default::default()
+    };
     let content = prompt::highlight("prompt", user, &opts, true).expect("markup parses");
     let template = ChatTemplate::from_model(model).expect("chat template");
-    prompt::prepare(model.vocab(), Some(&template), &[Turn { role: "user".into(), content }], true).expect("prepare")
+    prompt::prepare(
+        model.vocab(),
+        Some(&template),
+        &[Turn {
+            role: "user".into(),
+            content,
+        }],
+        true,
+    )
+    .expect("prepare")
 }
 
 pub fn bin() -> PathBuf {

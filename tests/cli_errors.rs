@@ -1,0 +1,160 @@
+//! Bad input reaches the user as a clear message and a non-zero exit code, never a panic.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Output};
+
+fn spotlight(args: &[&str]) -> Output {
+    let _g = compute_lock();
+    Command::new(bin()).args(args).output().expect("run spotlight")
+}
+
+fn assert_fails(out: &Output, code: i32, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "exit code; stderr: {stderr}");
+    assert!(stderr.contains(needle), "stderr should mention {needle:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "must not panic: {stderr}");
+}
+
+fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("spotlight-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn missing_model_file() {
+    let out = spotlight(&["run", "--model", "/nonexistent/model.gguf", "hi"]);
+    assert_fails(&out, 1, "/nonexistent/model.gguf does not exist");
+}
+
+#[test]
+fn file_that_is_not_gguf() {
+    let path = temp_file("notes.gguf", b"just some text, not a model\n");
+    let out = spotlight(&["run", "--model", path.to_str().unwrap(), "hi"]);
+    assert_fails(&out, 1, "is not a GGUF model file");
+}
+
+#[test]
+fn truncated_gguf() {
+    let full = std::fs::read(model_path()).unwrap();
+    let path = temp_file("truncated.gguf", &full[..1 << 20]);
+    let out = spotlight(&["run", "--model", path.to_str().unwrap(), "--n-predict", "4", "hi"]);
+    assert_fails(&out, 1, "could not load the model");
+}
+
+#[test]
+fn prompt_longer_than_the_context() {
+    let model = model_path();
+    let long = "word ".repeat(400);
+    let out = spotlight(&["run", "--model", model.to_str().unwrap(), "--ctx-size", "128", &long]);
+    assert_fails(&out, 1, "raise --ctx-size");
+}
+
+#[test]
+fn zero_tokens_to_predict() {
+    let out = spotlight(&["run", "--n-predict", "0", "hi"]);
+    assert_fails(&out, 1, "--n-predict must be a positive number");
+}
+
+#[test]
+fn unknown_flag() {
+    let out = spotlight(&["run", "--no-such-flag", "hi"]);
+    assert_fails(&out, 2, "--no-such-flag");
+}
+
+#[test]
+fn unbalanced_markup_names_line_and_column() {
+    let model = model_path();
+    let out = spotlight(&[
+        "run",
+        "--model",
+        model.to_str().unwrap(),
+        "Write a poem.\nUse **only lowercase.",
+    ]);
+    assert_fails(&out, 1, "line 2, column 5");
+}
+
+#[test]
+fn highlight_not_found_and_ambiguous() {
+    let model = model_path();
+    let m = model.to_str().unwrap();
+    let out = spotlight(&["run", "--model", m, "--highlight", "purple", "Write a poem."]);
+    assert_fails(&out, 1, "purple");
+    let out = spotlight(&["run", "--model", m, "--highlight", "a", "a banana"]);
+    assert_fails(&out, 1, "--highlight-all");
+}
+
+#[test]
+fn forced_flash_attention_with_highlights() {
+    let model = model_path();
+    let out = spotlight(&[
+        "run",
+        "--model",
+        model.to_str().unwrap(),
+        "--flash-attn",
+        "on",
+        "Say **hi**.",
+    ]);
+    assert_fails(&out, 1, "--flash-attn on cannot be combined with highlights");
+}
+
+#[test]
+fn bad_option_values() {
+    let model = model_path();
+    let m = model.to_str().unwrap();
+    assert_fails(
+        &spotlight(&["run", "--model", m, "--alpha", "1.5", "hi"]),
+        1,
+        "--alpha must be in [0, 1)",
+    );
+    assert_fails(
+        &spotlight(&["run", "--model", m, "--layers", "0,99", "Say **hi**."]),
+        1,
+        "layer 99 does not exist",
+    );
+    assert_fails(
+        &spotlight(&["run", "--model", m, "--granularity", "token", "hi"]),
+        2,
+        "token",
+    );
+}
+
+#[test]
+fn short_aliases_and_json_shape() {
+    let model = model_path();
+    let out = spotlight(&[
+        "run",
+        "-m",
+        model.to_str().unwrap(),
+        "-ngl",
+        "0",
+        "-fa",
+        "off",
+        "--temp",
+        "0",
+        "-n",
+        "3",
+        "--json",
+        "Say **hello**.",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "prompt",
+        "prompt_tokens",
+        "tokens",
+        "text",
+        "timings",
+        "span_token_positions",
+        "steering",
+    ] {
+        assert!(v.get(key).is_some(), "--json lacks {key}");
+    }
+    assert!(v["timings"]["prompt_tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["steering"]["granularity"], "layer");
+    assert!(!v["span_token_positions"].as_array().unwrap().is_empty());
+}
