@@ -359,3 +359,54 @@ fn gemma3_sliding_window_layers_are_steered_where_the_span_is_visible() {
         "expected both SWA layers ({blind}) and global layers ({seeing})"
     );
 }
+
+#[test]
+fn multi_turn_chat_keeps_earlier_spans_steered_and_reuses_the_cache() {
+    use spotlight::llama::ChatTemplate;
+    use spotlight::spotlight::markup::{parse_markup, plain};
+    use spotlight::spotlight::Chat;
+
+    let _g = compute_lock();
+    let session = Session::new(model(), params(1), steer(0.1, Granularity::Head, true)).unwrap();
+    let mut chat = Chat::new(session, Some(ChatTemplate::from_model(model()).unwrap()), None);
+    let options = GenerateOptions::greedy(8);
+    let first = chat
+        .send(
+            parse_markup("Always answer **in French**. Hello!").unwrap(),
+            &options,
+            |_| {},
+        )
+        .unwrap();
+    assert!(!first.trace.is_empty());
+    chat.send(plain("What is two plus two?"), &options, |_| {}).unwrap();
+    let third = chat.send(plain("And three plus three?"), &options, |_| {}).unwrap();
+    assert_eq!(chat.spans().len(), 1, "the turn-1 span is still listed");
+    assert_eq!(chat.spans()[0].text, "in French");
+    // turn 3 only computed its new tokens: the history came from the KV cache
+    let prefill = &third.trace[0];
+    assert!(
+        prefill.pos[0] > 20,
+        "turn 3 re-processed the history from position {}",
+        prefill.pos[0]
+    );
+    let mut rows = 0;
+    for t in &third.trace {
+        for l in &t.layers {
+            for tok in 0..t.pos.len() {
+                for h in 0..l.n_head {
+                    assert!(
+                        l.before_at(tok, h) > 0.0,
+                        "the turn-1 span is visible to every turn-3 row"
+                    );
+                    assert!(
+                        l.after_at(tok, h).unwrap() >= 0.1 - 1e-4,
+                        "turn 3, pos {}: share below τ",
+                        t.pos[tok]
+                    );
+                    rows += 1;
+                }
+            }
+        }
+    }
+    assert!(rows > 0);
+}

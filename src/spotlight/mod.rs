@@ -1,6 +1,7 @@
 //! SpotLight: highlighted spans of a prompt receive at least a target share of each layer's
 //! attention. Markup parsing, span mapping, the ggml correction and the generation session.
 
+pub mod chat;
 pub mod controller;
 pub mod layers;
 pub mod markup;
@@ -9,6 +10,7 @@ pub mod session;
 pub mod template_map;
 pub mod trace;
 
+pub use chat::Chat;
 pub use controller::{Action, Granularity, SteerConfig};
 pub use layers::LayerSelection;
 pub use session::{GenerateOptions, Generation, Session};

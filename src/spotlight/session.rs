@@ -15,6 +15,8 @@ pub struct Generation {
     pub text: String,
     /// The five highest logits of the first generated step, as (token, logit).
     pub first_step_top5: Vec<(Token, f32)>,
+    /// Tokens of this sequence in the KV cache afterwards (prompt + decoded replies).
+    pub kv_len: usize,
     /// All logits of the first generated step (for exact comparisons).
     pub first_logits: Vec<f32>,
     /// With forced tokens: the top-5 logits of every step.
@@ -103,6 +105,10 @@ impl<'m> Session<'m> {
         Ok(Self { ctx, sink, steering })
     }
 
+    pub fn model(&self) -> &'m Model {
+        self.ctx.model()
+    }
+
     pub fn context(&mut self) -> &mut Context<'m> {
         &mut self.ctx
     }
@@ -128,6 +134,37 @@ impl<'m> Session<'m> {
         &mut self,
         prompts: &[PreparedPrompt],
         options: &GenerateOptions,
+        on_text: impl FnMut(usize, &str),
+    ) -> Result<(Vec<Generation>, Vec<UbatchTrace>), LlamaError> {
+        self.ctx.clear_kv();
+        self.generate_from(prompts, &vec![0; prompts.len()], options, on_text)
+    }
+
+    /// Continue sequence 0: its KV cache holds `prompt.tokens[..cached]` from earlier calls (a
+    /// chat history); positions from `cached` on are dropped and recomputed, the rest is reused.
+    /// [`Generation::kv_len`] tells how many tokens the cache holds afterwards.
+    pub fn generate_continuing(
+        &mut self,
+        prompt: &PreparedPrompt,
+        cached: usize,
+        options: &GenerateOptions,
+        mut on_text: impl FnMut(&str),
+    ) -> Result<Generation, LlamaError> {
+        let cached = cached.min(prompt.tokens.len().saturating_sub(1));
+        self.ctx.remove_seq(0, cached as i32, -1);
+        let (mut outs, trace) = self.generate_from(std::slice::from_ref(prompt), &[cached], options, |_, piece| {
+            on_text(piece)
+        })?;
+        let mut out = outs.pop().expect("one generation per prompt");
+        out.trace = trace;
+        Ok(out)
+    }
+
+    fn generate_from(
+        &mut self,
+        prompts: &[PreparedPrompt],
+        cached: &[usize],
+        options: &GenerateOptions,
         mut on_text: impl FnMut(usize, &str),
     ) -> Result<(Vec<Generation>, Vec<UbatchTrace>), LlamaError> {
         let n_ctx = self.ctx.n_ctx();
@@ -144,7 +181,6 @@ impl<'m> Session<'m> {
                 n_ctx,
             });
         }
-        self.ctx.clear_kv();
         self.ctx.clear_spans();
         if self.steering {
             for (seq, prompt) in prompts.iter().enumerate() {
@@ -173,7 +209,7 @@ impl<'m> Session<'m> {
         // sequence samples its first token right after the decode that computed them
         let mut pending: Vec<(Token, i32, usize, bool)> = Vec::new();
         for (seq, prompt) in prompts.iter().enumerate() {
-            for (pos, &tok) in prompt.tokens.iter().enumerate() {
+            for (pos, &tok) in prompt.tokens.iter().enumerate().skip(cached[seq]) {
                 pending.push((tok, pos as i32, seq, pos + 1 == prompt.tokens.len()));
             }
         }
@@ -214,6 +250,7 @@ impl<'m> Session<'m> {
                 let rest = st.decoder.finish();
                 on_text(i, &rest);
                 st.out.text.push_str(&rest);
+                st.out.kv_len = st.pos;
                 st.out.prompt_ms = perf.prompt_ms;
                 st.out.gen_ms = perf.gen_ms;
                 st.out
