@@ -35,7 +35,11 @@ fn main() {
         .unwrap_or_else(|e| fail(&format!("cannot list {}: {e}", patches_dir.display())));
     let patched = patch::apply_patches(&vendor, &patches).unwrap_or_else(|e| fail(&e.to_string()));
 
-    let src = out.join("llama.cpp");
+    // One llama.cpp build per configuration, shared by every build-script run of this crate
+    // (check, clippy, test and release builds each get their own OUT_DIR; without this each
+    // would compile llama.cpp again). Cargo's lock on the target directory serializes access.
+    let shared = shared_build_dir(&out);
+    let src = shared.join("llama.cpp");
     sync_tree(&vendor, &src, &patched);
     // The integrity test re-applies the patches and compares against this tree.
     println!("cargo:rustc-env=SPOTLIGHT_PATCHED_SRC={}", src.display());
@@ -48,11 +52,30 @@ fn main() {
             .join(",")
     );
 
-    let dst = build_llama(&src);
+    let dst = build_llama(&src, &shared.join("cmake"));
     link(&dst);
 
     #[cfg(feature = "bindgen")]
     generate_bindings(&src, &out);
+}
+
+/// `<target-dir>/llama-cpp/<configuration>`: OUT_DIR is `<target-dir>/<profile>/build/<pkg>/out`.
+fn shared_build_dir(out: &Path) -> PathBuf {
+    let target_dir = out.ancestors().nth(4).unwrap_or(out);
+    let portable = env::var("SPOTLIGHT_PORTABLE").is_ok_and(|v| !v.is_empty() && v != "0");
+    let mut key = env::var("TARGET").unwrap_or_else(|_| "host".into());
+    for (on, name) in [
+        (cfg!(feature = "cuda"), "cuda"),
+        (cfg!(feature = "metal"), "metal"),
+        (cfg!(feature = "openmp"), "openmp"),
+        (portable, "portable"),
+    ] {
+        if on {
+            key.push('-');
+            key.push_str(name);
+        }
+    }
+    target_dir.join("llama-cpp").join(key)
 }
 
 fn fail(msg: &str) -> ! {
@@ -120,10 +143,11 @@ fn on_off(b: bool) -> &'static str {
     }
 }
 
-fn build_llama(src: &Path) -> PathBuf {
+fn build_llama(src: &Path, out_dir: &Path) -> PathBuf {
     let portable = env::var("SPOTLIGHT_PORTABLE").is_ok_and(|v| !v.is_empty() && v != "0");
     let mut cfg = cmake::Config::new(src);
-    cfg.profile("Release")
+    cfg.out_dir(out_dir)
+        .profile("Release")
         .define("BUILD_SHARED_LIBS", "OFF")
         .define("LLAMA_BUILD_COMMON", "OFF")
         .define("LLAMA_BUILD_TESTS", "OFF")

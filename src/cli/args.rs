@@ -26,6 +26,14 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Download the default model (SmolLM2-135M-Instruct Q4_1) into the cache.
     Pull(PullArgs),
+    /// Draw a trace (from --trace) as heatmaps of the span share per layer and step.
+    Plot(PlotArgs),
+    /// Interactive chat; `**text**` highlights text in any turn.
+    Chat(Box<ChatArgs>),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Measure prompt and generation speed of stock and steered contexts (ratios in one run).
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -123,6 +131,9 @@ pub struct RunArgs {
     /// Write per-layer span shares of every decode step as JSON lines.
     #[arg(long)]
     pub trace: Option<PathBuf>,
+    /// Draw the attention plot (as `spotlight plot`) to this .png/.svg after the run.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// `**text**` markup; `off` takes the prompt literally.
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     pub markup: OnOff,
@@ -138,6 +149,82 @@ pub struct RunArgs {
     /// No progress bars.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// Trace file written by `spotlight run --trace`.
+    pub trace: PathBuf,
+    /// Output image: .png or .svg.
+    #[arg(short = 'o', long)]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// GGUF model file [default: the pulled default model].
+    #[arg(short = 'm', long)]
+    pub model: Option<PathBuf>,
+    /// System prompt (may contain highlights).
+    #[arg(short = 's', long)]
+    pub system: Option<String>,
+    /// Maximum tokens per reply (-1 = until the model stops).
+    #[arg(short = 'n', long, default_value_t = 512, allow_negative_numbers = true)]
+    pub n_predict: i64,
+    #[arg(short = 'c', long, default_value_t = 4096)]
+    pub ctx_size: u32,
+    #[arg(short = 't', long)]
+    pub threads: Option<i32>,
+    #[arg(long, default_value_t = 99, allow_negative_numbers = true)]
+    pub n_gpu_layers: i32,
+    #[arg(long, default_value_t = 0.8)]
+    pub temp: f32,
+    #[arg(long)]
+    pub seed: Option<u32>,
+    /// Target attention share τ of highlighted tokens (0 = off); `/alpha` changes it.
+    #[arg(long, default_value_t = 0.1)]
+    pub alpha: f32,
+    #[arg(long, value_enum, default_value_t = GranularityArg::Layer)]
+    pub granularity: GranularityArg,
+    #[arg(long, default_value = "all")]
+    pub layers: String,
+    /// Write per-layer span shares of every decode step (with a `turn` field) as JSON lines.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// GGUF model file [default: the pulled default model].
+    #[arg(short = 'm', long)]
+    pub model: Option<PathBuf>,
+    /// Prompt lengths, comma-separated (tg is measured after each, at that depth).
+    #[arg(short = 'p', long, default_value = "512,2048")]
+    pub n_prompt: String,
+    /// Tokens to generate per measurement.
+    #[arg(short = 'n', long, default_value_t = 128)]
+    pub n_gen: usize,
+    /// Measured repetitions per configuration (after one warm-up).
+    #[arg(short = 'r', long, default_value_t = 5)]
+    pub repetitions: usize,
+    #[arg(short = 't', long, default_value_t = 2)]
+    pub threads: i32,
+    #[arg(short = 'b', long, default_value_t = 512)]
+    pub batch_size: u32,
+    #[arg(long, default_value_t = 512)]
+    pub ubatch_size: u32,
+    #[arg(long, default_value_t = 99, allow_negative_numbers = true)]
+    pub n_gpu_layers: i32,
+    /// One JSON object instead of markdown tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Show llama.cpp's logs.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]

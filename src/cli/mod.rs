@@ -1,6 +1,8 @@
 //! Command-line interface: argument definitions and the subcommands.
 
 mod args;
+mod bench;
+mod chat;
 mod pull;
 mod run;
 mod show_spans;
@@ -12,5 +14,24 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Pull(args) => pull::pull(&args),
+        Command::Bench(args) => bench::bench(&args),
+        Command::Chat(args) => chat::chat(&args),
+        Command::Plot(args) => {
+            let summary = spotlight::plot::plot_trace(&args.trace, &args.output)?;
+            println!(
+                "{} ({}×{}, {} steps, {} layers)",
+                args.output.display(),
+                summary.width,
+                summary.height,
+                summary.steps,
+                summary.layers
+            );
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "spotlight", &mut std::io::stdout());
+            Ok(())
+        }
     }
 }

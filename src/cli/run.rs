@@ -33,8 +33,9 @@ fn read_prompt(args: &RunArgs) -> anyhow::Result<String> {
     Ok(text)
 }
 
-fn model_path(args: &RunArgs) -> anyhow::Result<PathBuf> {
-    if let Some(m) = &args.model {
+/// The model to use: the one given, else the pulled default model.
+pub fn model_path(model: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(m) = model {
         return Ok(m.clone());
     }
     let path = default_model_path();
@@ -77,7 +78,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--layers: {e}"))?;
     let user_text = read_prompt(args)?;
-    let path = model_path(args)?;
+    let path = model_path(args.model.as_ref())?;
 
     init_backend(args.verbose);
     let show_progress = !args.quiet && !args.json && std::io::stderr().is_terminal();
@@ -125,7 +126,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         GranularityArg::Head => Granularity::Head,
         GranularityArg::Layer => Granularity::Layer,
     };
-    let trace = args.trace.is_some();
+    // --plot needs the trace; without --trace it goes to a file next to the plot
+    let trace_path = args
+        .trace
+        .clone()
+        .or_else(|| args.plot.as_ref().map(|p| p.with_extension("trace.jsonl")));
+    let trace = trace_path.is_some();
     let steer = if steering {
         Some(SteerConfig {
             action: Action::Steer {
@@ -179,6 +185,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             ..SamplingParams::default()
         },
         forced: None,
+        cancel: None,
     };
     let stream = !args.json;
     let mut stdout = std::io::stdout().lock();
@@ -191,7 +198,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     })?;
 
     let trace_alpha = if steering { args.alpha } else { 0.0 };
-    if let Some(path) = &args.trace {
+    if let Some(path) = &trace_path {
         let mut file = std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("cannot create the trace file {}", path.display()))?,
         );
@@ -201,6 +208,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         }
         file.flush()
             .with_context(|| format!("cannot write the trace file {}", path.display()))?;
+    }
+
+    if let (Some(plot), Some(trace)) = (&args.plot, &trace_path) {
+        spotlight::plot::plot_trace(trace, plot).with_context(|| format!("cannot draw {}", plot.display()))?;
+        if !args.json {
+            eprintln!("attention plot: {}", plot.display());
+        }
     }
 
     let per_s = |n: usize, ms: f64| if ms > 0.0 { n as f64 * 1000.0 / ms } else { 0.0 };

@@ -9,6 +9,8 @@ static INIT: Once = Once::new();
 static VERBOSE: AtomicBool = AtomicBool::new(false);
 /// Recent error lines from llama.cpp, so that a failed call can tell the user why.
 static RECENT_ERRORS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// While Some, every log line is also collected here (see [`capture_logs`]).
+static CAPTURE: Mutex<Option<Vec<String>>> = Mutex::new(None);
 const MAX_RECENT_ERRORS: usize = 8;
 
 unsafe extern "C" fn log_callback(level: sys::ggml_log_level, text: *const c_char, _user: *mut c_void) {
@@ -19,6 +21,11 @@ unsafe extern "C" fn log_callback(level: sys::ggml_log_level, text: *const c_cha
     let msg = unsafe { CStr::from_ptr(text) }.to_string_lossy();
     if VERBOSE.load(Ordering::Relaxed) {
         eprint!("{msg}");
+    }
+    if let Ok(mut capture) = CAPTURE.lock() {
+        if let Some(lines) = capture.as_mut() {
+            lines.push(msg.to_string());
+        }
     }
     if level == sys::GGML_LOG_LEVEL_ERROR {
         if let Ok(mut errors) = RECENT_ERRORS.lock() {
@@ -58,4 +65,14 @@ pub fn system_info() -> String {
     unsafe { CStr::from_ptr(sys::llama_print_system_info()) }
         .to_string_lossy()
         .into_owned()
+}
+
+/// Run `f` and return what llama.cpp logged meanwhile (e.g. the compute-buffer sizes it reports).
+pub fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    if let Ok(mut c) = CAPTURE.lock() {
+        *c = Some(Vec::new());
+    }
+    let result = f();
+    let lines = CAPTURE.lock().ok().and_then(|mut c| c.take()).unwrap_or_default();
+    (result, lines)
 }

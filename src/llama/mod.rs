@@ -12,7 +12,7 @@ mod sampler;
 pub(crate) mod sys;
 mod vocab;
 
-pub use backend::{init_backend, last_log_errors, system_info};
+pub use backend::{capture_logs, init_backend, last_log_errors, system_info};
 pub use batch::Batch;
 pub use chat::{ChatMessage, ChatTemplate};
 pub use context::{Context, ContextParams, FlashAttn, Perf};

@@ -489,8 +489,8 @@ mod tests {
         );
         #[allow(clippy::reversed_empty_ranges)]
         let reversed = vec![5..2];
-        assert_eq!(merge_spans(reversed), vec![]);
-        assert_eq!(merge_spans(vec![]), vec![]);
+        assert_eq!(merge_spans(reversed), Vec::<Range<usize>>::new());
+        assert_eq!(merge_spans(vec![]), Vec::<Range<usize>>::new());
     }
 
     #[test]

@@ -4,8 +4,9 @@ use super::controller::{SpotlightHook, SteerConfig};
 use super::prompt::PreparedPrompt;
 use super::trace::{TraceSink, UbatchTrace};
 use crate::llama::{
-    Batch, Context, ContextParams, LlamaError, Model, Sampler, SamplingParams, SeqId, Token, TokenDecoder,
+    AttnSteer, Batch, Context, ContextParams, LlamaError, Model, Sampler, SamplingParams, SeqId, Token, TokenDecoder,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Result of one generation.
@@ -39,6 +40,8 @@ pub struct GenerateOptions {
     /// record the top-5 logits of every step in [`Generation::step_top5`]); used to compare
     /// against reference outputs.
     pub forced: Option<Vec<Vec<Token>>>,
+    /// Set from elsewhere (e.g. a Ctrl-C handler) to stop generating after the current token.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl GenerateOptions {
@@ -51,6 +54,7 @@ impl GenerateOptions {
                 ..Default::default()
             },
             forced: None,
+            cancel: None,
         }
     }
 }
@@ -103,6 +107,15 @@ impl<'m> Session<'m> {
             ))));
         }
         Ok(Self { ctx, sink, steering })
+    }
+
+    /// Replace the steering configuration (None = no steering). The KV cache is kept: tokens
+    /// computed so far stay as they were; new tokens use the new setting.
+    pub fn set_steer(&mut self, steer: Option<SteerConfig>) {
+        self.steering = steer.is_some();
+        let n_layer = self.ctx.model().n_layer();
+        let hook = steer.map(|c| Box::new(SpotlightHook::new(c, n_layer, self.sink.clone())) as Box<dyn AttnSteer>);
+        self.ctx.set_steer(hook);
     }
 
     pub fn model(&self) -> &'m Model {
@@ -298,7 +311,8 @@ impl<'m> Session<'m> {
             let piece = st.decoder.push(token);
             on_text(seq, &piece);
             out.text.push_str(&piece);
-            if options.n_predict.is_some_and(|n| out.tokens.len() >= n) || st.pos + 1 >= n_ctx {
+            let cancelled = options.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed));
+            if cancelled || options.n_predict.is_some_and(|n| out.tokens.len() >= n) || st.pos + 1 >= n_ctx {
                 st.done = true;
             }
         }

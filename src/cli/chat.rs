@@ -1,0 +1,228 @@
+//! `spotlight chat`: an interactive conversation with highlights in any turn. The KV cache is
+//! reused across turns, so earlier turns (and their highlights) are not processed again.
+
+use super::args::{ChatArgs, GranularityArg};
+use anyhow::Context as _;
+use rustyline::error::ReadlineError;
+use spotlight::llama::{init_backend, ChatTemplate, ContextParams, FlashAttn, Model, ModelParams, SamplingParams};
+use spotlight::spotlight::markup::{self, Highlighted};
+use spotlight::spotlight::trace::summarize;
+use spotlight::spotlight::{Action, Chat, GenerateOptions, Granularity, LayerSelection, Session, SteerConfig};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+const HELP: &str = "commands: /alpha T (0 = off), /granularity head|layer, /spans, /clear, /trace on|off, /help; \
+                    Ctrl-C stops a reply, Ctrl-D quits. Use **text** to highlight.";
+
+/// Steering and tracing settings the user can change between turns.
+struct Settings {
+    alpha: f32,
+    granularity: Granularity,
+    layers: LayerSelection,
+    trace: bool,
+}
+
+impl Settings {
+    fn steer_config(&self) -> Option<SteerConfig> {
+        (self.alpha > 0.0).then(|| SteerConfig {
+            action: Action::Steer {
+                alpha: self.alpha,
+                granularity: self.granularity,
+            },
+            layers: self.layers.clone(),
+            trace: self.trace,
+        })
+    }
+}
+
+/// What a line typed at the prompt asks for.
+enum Input {
+    Message(Highlighted),
+    Command(String, String),
+    Empty,
+}
+
+fn parse_line(line: &str) -> Result<Input, String> {
+    let trimmed = line.trim();
+    if trimmed.is_empty() {
+        return Ok(Input::Empty);
+    }
+    if let Some(cmd) = trimmed.strip_prefix('/') {
+        let (name, arg) = cmd.split_once(char::is_whitespace).unwrap_or((cmd, ""));
+        return Ok(Input::Command(name.to_string(), arg.trim().to_string()));
+    }
+    markup::parse_markup(line)
+        .map(Input::Message)
+        .map_err(|e| e.to_string())
+}
+
+/// Apply a slash command; Ok(message to show).
+fn apply_command(name: &str, arg: &str, settings: &mut Settings, chat: &mut Chat<'_>) -> Result<String, String> {
+    match name {
+        "alpha" => {
+            let a: f32 = arg
+                .parse()
+                .map_err(|_| format!("/alpha needs a number in [0, 1), not `{arg}`"))?;
+            if !(0.0..1.0).contains(&a) {
+                return Err(format!("/alpha must be in [0, 1), not {a}"));
+            }
+            settings.alpha = a;
+            chat.session().set_steer(settings.steer_config());
+            Ok(if a > 0.0 {
+                format!("τ = {a}")
+            } else {
+                "steering off".into()
+            })
+        }
+        "granularity" => {
+            settings.granularity = arg.parse()?;
+            chat.session().set_steer(settings.steer_config());
+            Ok(format!("granularity = {}", settings.granularity))
+        }
+        "trace" => {
+            settings.trace = match arg {
+                "on" => true,
+                "off" => false,
+                other => return Err(format!("/trace on|off, not `{other}`")),
+            };
+            chat.session().set_steer(settings.steer_config());
+            Ok(format!("trace {arg}"))
+        }
+        "spans" => {
+            let spans = chat.spans();
+            if spans.is_empty() {
+                return Ok("no highlighted spans".into());
+            }
+            Ok(spans
+                .iter()
+                .map(|s| format!("turn {} ({}): {:?}", s.turn + 1, s.role, s.text))
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+        "clear" => {
+            chat.clear();
+            Ok("conversation cleared".into())
+        }
+        "help" => Ok(HELP.into()),
+        other => Err(format!("unknown command /{other}; {HELP}")),
+    }
+}
+
+pub fn chat(args: &ChatArgs) -> anyhow::Result<()> {
+    let path = super::run::model_path(args.model.as_ref())?;
+    init_backend(args.verbose);
+    let model = Model::load(
+        &path,
+        &ModelParams {
+            n_gpu_layers: args.n_gpu_layers,
+            progress: !args.quiet,
+        },
+    )?;
+    let mut settings = Settings {
+        alpha: args.alpha,
+        granularity: match args.granularity {
+            GranularityArg::Head => Granularity::Head,
+            GranularityArg::Layer => Granularity::Layer,
+        },
+        layers: args
+            .layers
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--layers: {e}"))?,
+        trace: args.trace.is_some(),
+    };
+    settings.layers.validate(model.n_layer()).map_err(anyhow::Error::msg)?;
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get() as i32)
+            .unwrap_or(2)
+    });
+    // steering can be switched on at any turn, so the context never uses flash attention
+    let params = ContextParams {
+        n_ctx: args.ctx_size,
+        n_batch: 512,
+        n_ubatch: 512,
+        n_threads: threads,
+        n_seq_max: 1,
+        flash_attn: FlashAttn::Off,
+    };
+    let session = Session::new(&model, params, settings.steer_config())?;
+    let system = match &args.system {
+        Some(s) => Some(markup::parse_markup(s).map_err(|e| anyhow::anyhow!("in the system prompt: {e}"))?),
+        None => None,
+    };
+    let mut chat = Chat::new(session, Some(ChatTemplate::from_model(&model)?), system);
+    let mut trace_file = match &args.trace {
+        Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+        None => None,
+    };
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        ctrlc::set_handler(move || cancel.store(true, Ordering::Relaxed))
+            .context("cannot install the Ctrl-C handler")?;
+    }
+    let mut editor = rustyline::DefaultEditor::new().context("cannot open the terminal")?;
+    let history = spotlight::models::cache_dir().join("chat_history.txt");
+    let _ = editor.load_history(&history);
+    println!("spotlight chat · {} · {HELP}", model.description());
+    let mut turn = 0usize;
+    loop {
+        let line = match editor.readline("> ") {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let _ = editor.add_history_entry(line.as_str());
+        match parse_line(&line) {
+            Ok(Input::Empty) => {}
+            Ok(Input::Command(name, arg)) => match apply_command(&name, &arg, &mut settings, &mut chat) {
+                Ok(msg) => println!("{msg}"),
+                Err(msg) => println!("error: {msg}"),
+            },
+            Err(msg) => println!("error: {msg}"),
+            Ok(Input::Message(user)) => {
+                cancel.store(false, Ordering::Relaxed);
+                let options = GenerateOptions {
+                    n_predict: (args.n_predict > 0).then_some(args.n_predict as usize),
+                    sampling: SamplingParams {
+                        temp: args.temp,
+                        seed: args.seed.unwrap_or(0xFFFF_FFFF),
+                        ..SamplingParams::default()
+                    },
+                    forced: None,
+                    cancel: Some(cancel.clone()),
+                };
+                let mut stdout = std::io::stdout();
+                let result = chat.send(user, &options, |piece| {
+                    let _ = stdout.write_all(piece.as_bytes());
+                    let _ = stdout.flush();
+                });
+                println!();
+                turn += 1;
+                match result {
+                    Err(e) => println!("error: {e}"),
+                    Ok(out) => {
+                        if cancel.load(Ordering::Relaxed) {
+                            println!("[stopped]");
+                        }
+                        if let Some(file) = trace_file.as_mut() {
+                            for (step, t) in out.trace.iter().enumerate() {
+                                let line = summarize(t, step, settings.alpha, settings.granularity);
+                                let mut v = serde_json::to_value(&line)?;
+                                v["turn"] = serde_json::json!(turn);
+                                writeln!(file, "{v}")?;
+                            }
+                            file.flush()?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let _ = std::fs::create_dir_all(spotlight::models::cache_dir());
+    let _ = editor.save_history(&history);
+    Ok(())
+}

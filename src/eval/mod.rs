@@ -1,0 +1,5 @@
+//! `spotlight eval`: does highlighting make the model follow instructions? Scoring, reports.
+
+pub mod annotate;
+pub mod ifeval;
+pub mod report;
