@@ -26,6 +26,10 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Download the default model (SmolLM2-135M-Instruct Q4_1) into the cache.
     Pull(PullArgs),
+    /// Evaluate instruction following (IFEval) under several conditions and write a report.
+    Eval(Box<EvalArgs>),
+    /// Find the sentences of IFEval prompts that state their constraints (rule-based).
+    Annotate(AnnotateArgs),
     /// Draw a trace (from --trace) as heatmaps of the span share per layer and step.
     Plot(PlotArgs),
     /// Interactive chat; `**text**` highlights text in any turn.
@@ -149,6 +153,54 @@ pub struct RunArgs {
     /// No progress bars.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// JSONL prompts: IFEval format, or {key, prompt} with **markup**, `prompt_marked` or `highlights`.
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(short = 'm', long)]
+    pub model: Option<PathBuf>,
+    /// Comma-separated: baseline, emphasis, spotlight:τ[:head|layer], static:b.
+    #[arg(long, default_value = "baseline,emphasis,spotlight:0.1")]
+    pub conditions: String,
+    /// Maximum tokens per response.
+    #[arg(long, default_value_t = 512)]
+    pub max_tokens: usize,
+    /// Only the first N prompts.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Seed for sampling (when --temp > 0) and the bootstrap.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    pub temp: f32,
+    /// Prompts decoded at once as parallel sequences of one batch.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// Output directory (responses-*.jsonl, report.md, report.json, accuracy.png); reruns resume.
+    #[arg(short = 'o', long, default_value = "eval-out")]
+    pub out: PathBuf,
+    #[arg(short = 't', long)]
+    pub threads: Option<i32>,
+    #[arg(long, default_value_t = 99, allow_negative_numbers = true)]
+    pub n_gpu_layers: i32,
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AnnotateArgs {
+    /// IFEval-format JSONL.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Annotated copy (adds `prompt_marked`, `highlights`, `rules_version`).
+    #[arg(short = 'o', long)]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,10 @@
 //! Command-line interface: argument definitions and the subcommands.
 
+mod annotate;
 mod args;
 mod bench;
 mod chat;
+mod eval;
 mod pull;
 mod run;
 mod show_spans;
@@ -16,6 +18,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Pull(args) => pull::pull(&args),
         Command::Bench(args) => bench::bench(&args),
         Command::Chat(args) => chat::chat(&args),
+        Command::Eval(args) => eval::eval(&args),
+        Command::Annotate(args) => annotate::annotate(&args),
         Command::Plot(args) => {
             let summary = spotlight::plot::plot_trace(&args.trace, &args.output)?;
             println!(

@@ -1,5 +1,8 @@
 //! `spotlight eval`: does highlighting make the model follow instructions? Scoring, reports.
 
 pub mod annotate;
+pub mod condition;
+pub mod data;
 pub mod ifeval;
 pub mod report;
+pub mod responses;

@@ -68,8 +68,11 @@ impl<'m> Context<'m> {
         cp.n_threads = params.n_threads;
         cp.n_threads_batch = params.n_threads;
         cp.n_seq_max = params.n_seq_max;
-        // One KV buffer shared by all sequences: a sequence may use the whole context.
-        cp.kv_unified = true;
+        // Parallel sequences get a KV stream each (n_ctx is split between them). With one unified
+        // buffer, this llama.cpp version gives a sequence different logits (up to ~0.5 measured)
+        // as soon as another sequence has cells in the cache; separate streams match a solo run
+        // bit for bit (tests/steering.rs, tests/eval_cli.rs).
+        cp.kv_unified = params.n_seq_max == 1;
         cp.no_perf = false;
         cp.flash_attn_type = match params.flash_attn {
             FlashAttn::On => sys::LLAMA_FLASH_ATTN_TYPE_ENABLED,

@@ -1,0 +1,46 @@
+//! `spotlight annotate`: mark the constraint sentences of IFEval prompts, with a report of
+//! prompts where a rule found nothing.
+
+use super::args::AnnotateArgs;
+use anyhow::Context as _;
+use spotlight::eval::annotate::{annotate as annotate_prompt, to_markup, RULES_VERSION};
+use spotlight::eval::ifeval::load_prompts;
+use std::io::Write;
+
+pub fn annotate(args: &AnnotateArgs) -> anyhow::Result<()> {
+    let prompts = load_prompts(&args.data)?;
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&args.output).with_context(|| format!("cannot create {}", args.output.display()))?,
+    );
+    let (mut pairs, mut found) = (0usize, 0usize);
+    let mut missing = Vec::new();
+    for p in &prompts {
+        let a = annotate_prompt(p.key, &p.prompt, &p.instruction_id_list, &p.kwargs);
+        pairs += p.instruction_id_list.len();
+        found += p.instruction_id_list.len() - a.unmatched.len();
+        if !a.unmatched.is_empty() {
+            missing.push(format!("{}: {}", p.key, a.unmatched.join(", ")));
+        }
+        let highlights: Vec<&str> = a.spans.iter().map(|r| &p.prompt[r.clone()]).collect();
+        let mut v = serde_json::to_value(p)?;
+        v["prompt_marked"] = serde_json::json!(to_markup(&p.prompt, &a.spans));
+        v["highlights"] = serde_json::json!(highlights);
+        v["rules_version"] = serde_json::json!(RULES_VERSION);
+        writeln!(out, "{v}")?;
+    }
+    out.flush()?;
+    println!(
+        "{} prompts, rules v{RULES_VERSION}: a span for {found} of {pairs} instructions ({:.1}%)",
+        prompts.len(),
+        100.0 * found as f64 / pairs.max(1) as f64
+    );
+    if missing.is_empty() {
+        println!("every instruction got a span");
+    } else {
+        println!("no span found (key: instruction ids):");
+        for m in missing {
+            println!("  {m}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! `spotlight eval`: run prompts under several conditions, write the responses, score them with
+//! the IFEval verifiers and report accuracies with paired statistics against the baseline.
+
+use super::args::EvalArgs;
+use anyhow::{bail, Context as _};
+use indicatif::{ProgressBar, ProgressStyle};
+use spotlight::eval::condition::{parse_conditions, Condition};
+use spotlight::eval::data::{self, EvalItem};
+use spotlight::eval::ifeval;
+use spotlight::eval::report::{build_report, plot_accuracy, render_markdown, ConditionResults, PromptResult};
+use spotlight::eval::responses::{ResponseFile, ResponseLine};
+use spotlight::llama::{init_backend, ChatTemplate, ContextParams, FlashAttn, Model, ModelParams, SamplingParams};
+use spotlight::spotlight::markup::{self, Highlighted};
+use spotlight::spotlight::prompt::{prepare, PreparedPrompt, Turn};
+use spotlight::spotlight::{GenerateOptions, LayerSelection, Session, SteerConfig};
+use std::io::IsTerminal;
+
+/// The prompt a condition sends for an item.
+fn prompt_for(item: &EvalItem, condition: &Condition) -> Highlighted {
+    match condition {
+        Condition::Baseline => markup::plain(&item.prompt),
+        Condition::Emphasis => markup::plain(&item.emphasized()),
+        Condition::Spotlight { .. } | Condition::Static { .. } => Highlighted {
+            text: item.prompt.clone(),
+            spans: item.spans.clone(),
+        },
+    }
+}
+
+fn progress(len: u64, label: &str, quiet: bool) -> ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:28} {bar:30} {pos}/{len} prompts · {elapsed} elapsed · ETA {eta}")
+            .expect("static template is valid"),
+    );
+    bar.set_message(label.to_string());
+    bar
+}
+
+pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
+    let conditions = parse_conditions(&args.conditions).map_err(anyhow::Error::msg)?;
+    if args.parallel == 0 || args.max_tokens == 0 {
+        bail!("--parallel and --max-tokens must be at least 1");
+    }
+    let mut items = data::load(&args.data)?;
+    if let Some(limit) = args.limit {
+        items.truncate(limit);
+    }
+    let path = super::run::model_path(args.model.as_ref())?;
+    init_backend(args.verbose);
+    let model = Model::load(
+        &path,
+        &ModelParams {
+            n_gpu_layers: args.n_gpu_layers,
+            progress: !args.quiet,
+        },
+    )?;
+    let template = ChatTemplate::from_model(&model)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+
+    // prepare every (condition, item) prompt up front: template and span errors surface early
+    let mut prepared: Vec<Vec<PreparedPrompt>> = Vec::new();
+    let mut longest = 0;
+    for condition in &conditions {
+        let mut list = Vec::new();
+        for item in &items {
+            let turn = Turn {
+                role: "user".into(),
+                content: prompt_for(item, condition),
+            };
+            let p = prepare(model.vocab(), Some(&template), &[turn], true)
+                .with_context(|| format!("prompt {} under {condition}", item.key))?;
+            longest = longest.max(p.tokens.len());
+            list.push(p);
+        }
+        prepared.push(list);
+    }
+    let n_ctx = (args.parallel * (longest + args.max_tokens + 8)).div_ceil(256) * 256;
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get() as i32)
+            .unwrap_or(2)
+    });
+    let options = GenerateOptions {
+        n_predict: Some(args.max_tokens),
+        sampling: SamplingParams {
+            temp: args.temp,
+            seed: args.seed as u32,
+            ..SamplingParams::default()
+        },
+        forced: None,
+        cancel: None,
+    };
+
+    let mut files = Vec::new();
+    for (ci, condition) in conditions.iter().enumerate() {
+        let mut file = ResponseFile::open(&args.out.join(format!("responses-{}.jsonl", condition.slug())))?;
+        let todo: Vec<usize> = (0..items.len()).filter(|&i| !file.contains(items[i].key)).collect();
+        if !todo.is_empty() {
+            let steer = condition.action().map(|action| SteerConfig {
+                action,
+                layers: LayerSelection::All,
+                trace: false,
+            });
+            let params = ContextParams {
+                n_ctx: n_ctx as u32,
+                n_batch: 512,
+                n_ubatch: 512,
+                n_threads: threads,
+                n_seq_max: args.parallel as u32,
+                flash_attn: FlashAttn::Off,
+            };
+            let mut session = Session::new(&model, params, steer)?;
+            let bar = progress(items.len() as u64, &condition.to_string(), args.quiet);
+            bar.set_position((items.len() - todo.len()) as u64);
+            for group in todo.chunks(args.parallel) {
+                let prompts: Vec<PreparedPrompt> = group.iter().map(|&i| prepared[ci][i].clone()).collect();
+                let (outs, _) = session.generate_parallel(&prompts, &options, |_, _| {})?;
+                for (&i, out) in group.iter().zip(outs) {
+                    file.append(ResponseLine {
+                        key: items[i].key,
+                        prompt: items[i].prompt.clone(),
+                        response: out.text,
+                    })?;
+                }
+                bar.inc(group.len() as u64);
+            }
+            bar.finish_and_clear();
+        }
+        if !args.quiet {
+            eprintln!("{condition}: {} responses in {}", items.len(), file.path().display());
+        }
+        files.push(file);
+    }
+
+    // score and report (IFEval records only)
+    let scored: Vec<&EvalItem> = items.iter().filter(|i| i.ifeval.is_some()).collect();
+    if scored.is_empty() {
+        eprintln!(
+            "no IFEval instructions in {}: responses written, nothing to score",
+            args.data.display()
+        );
+        return Ok(());
+    }
+    let mut results = Vec::new();
+    for (condition, file) in conditions.iter().zip(&files) {
+        let mut rs = Vec::new();
+        for item in &scored {
+            let p = item.ifeval.as_ref().expect("filtered above");
+            let response = &file.get(item.key).expect("every item has a response").response;
+            let s = ifeval::score(p, response)?;
+            rs.push(PromptResult {
+                key: item.key,
+                instruction_ids: p.instruction_id_list.clone(),
+                strict: s.strict,
+                loose: s.loose,
+                prompt_strict: s.prompt_strict,
+                prompt_loose: s.prompt_loose,
+                response_chars: response.chars().count(),
+            });
+        }
+        let (alpha, granularity) = match condition {
+            Condition::Spotlight { alpha, granularity } => (Some(*alpha), Some(granularity.to_string())),
+            _ => (None, None),
+        };
+        results.push(ConditionResults {
+            name: condition.to_string(),
+            alpha,
+            granularity,
+            results: rs,
+        });
+    }
+    let baseline = if conditions.contains(&Condition::Baseline) {
+        "baseline".to_string()
+    } else {
+        conditions[0].to_string()
+    };
+    let report = build_report(&baseline, &results, args.seed)?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let markdown = render_markdown(&report, &command);
+    std::fs::write(args.out.join("report.md"), &markdown)?;
+    std::fs::write(args.out.join("report.json"), serde_json::to_string_pretty(&report)?)?;
+    plot_accuracy(&report, &args.out.join("accuracy.png"))?;
+    println!("{markdown}");
+    if !args.quiet {
+        eprintln!("wrote report.md, report.json, accuracy.png to {}", args.out.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! Evaluation input: IFEval-format JSONL (`key`, `prompt`, `instruction_id_list`, `kwargs`) or any
+//! JSONL of `{key, prompt}`, with highlights given as `**markup**` in a `prompt_marked` field, as a
+//! `highlights` list of substrings, or — for IFEval records without either — found by the
+//! rule-based annotator.
+
+use super::annotate;
+use super::ifeval::IfevalPrompt;
+use crate::spotlight::markup;
+use serde_json::{Map, Value};
+use std::ops::Range;
+use std::path::Path;
+
+/// One evaluation item: the plain prompt and its highlighted byte ranges.
+#[derive(Debug, Clone)]
+pub struct EvalItem {
+    pub key: i64,
+    pub prompt: String,
+    pub spans: Vec<Range<usize>>,
+    /// Set for IFEval records: what the verifiers check.
+    pub ifeval: Option<IfevalPrompt>,
+    /// Where the highlights came from: "markup", "highlights", "annotator".
+    pub highlight_source: &'static str,
+}
+
+impl EvalItem {
+    /// The prompt with its spans wrapped in markdown bold (the `emphasis` condition).
+    pub fn emphasized(&self) -> String {
+        annotate::to_markup(&self.prompt, &self.spans)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path}:{line}: {message}")]
+    Record { path: String, line: usize, message: String },
+    #[error("{path}: no records")]
+    Empty { path: String },
+}
+
+fn parse_record(value: Value, line: usize, path: &str) -> Result<EvalItem, DataError> {
+    let err = |message: String| DataError::Record {
+        path: path.to_string(),
+        line,
+        message,
+    };
+    let obj: Map<String, Value> = match value {
+        Value::Object(o) => o,
+        _ => return Err(err("a record must be a JSON object".into())),
+    };
+    let key = obj
+        .get("key")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| err("missing integer `key`".into()))?;
+    let marked = obj.get("prompt_marked").and_then(Value::as_str);
+    let prompt_field = obj.get("prompt").and_then(Value::as_str);
+    let ifeval = if obj.contains_key("instruction_id_list") {
+        let p: IfevalPrompt = serde_json::from_value(Value::Object(obj.clone()))
+            .map_err(|e| err(format!("not an IFEval record: {e}")))?;
+        Some(p)
+    } else {
+        None
+    };
+    let (prompt, spans, source) = if let Some(marked) = marked {
+        let h = markup::parse_markup(marked).map_err(|e| err(format!("prompt_marked: {e}")))?;
+        if prompt_field.is_some_and(|p| p != h.text) {
+            return Err(err("prompt_marked without its markup differs from prompt".into()));
+        }
+        (h.text, h.spans, "markup")
+    } else {
+        let prompt = prompt_field
+            .ok_or_else(|| err("missing string `prompt`".into()))?
+            .to_string();
+        if let Some(list) = obj.get("highlights") {
+            let needles: Vec<String> = serde_json::from_value(list.clone())
+                .map_err(|_| err("`highlights` must be a list of strings".into()))?;
+            let spans = markup::find_substrings(&prompt, &needles, true).map_err(|e| err(e.to_string()))?;
+            (prompt, markup::merge_spans(spans), "highlights")
+        } else if let Some(p) = &ifeval {
+            let a = annotate::annotate(key, &prompt, &p.instruction_id_list, &p.kwargs);
+            (prompt, a.spans, "annotator")
+        } else {
+            let h = markup::parse_markup(&prompt).map_err(|e| err(format!("prompt: {e}")))?;
+            (h.text, h.spans, "markup")
+        }
+    };
+    Ok(EvalItem {
+        key,
+        prompt,
+        spans,
+        ifeval,
+        highlight_source: source,
+    })
+}
+
+/// Read every record; errors name the file and line.
+pub fn load(path: &Path) -> Result<Vec<EvalItem>, DataError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    let mut items = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: Value = serde_json::from_str(line).map_err(|e| DataError::Record {
+            path: name.clone(),
+            line: i + 1,
+            message: e.to_string(),
+        })?;
+        items.push(parse_record(value, i + 1, &name)?);
+    }
+    if items.is_empty() {
+        return Err(DataError::Empty { path: name });
+    }
+    Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn highlights_come_from_markup_lists_or_the_annotator() {
+        let m = parse_record(json!({"key": 1, "prompt_marked": "Say **hi**."}), 1, "f").unwrap();
+        assert_eq!(
+            (m.prompt.as_str(), m.spans.clone(), m.highlight_source),
+            ("Say hi.", vec![4..6], "markup")
+        );
+        let l = parse_record(json!({"key": 2, "prompt": "a b a", "highlights": ["a"]}), 2, "f").unwrap();
+        assert_eq!(l.spans, vec![0..1, 4..5]);
+        let ife = json!({"key": 3, "prompt": "Write a poem. Do not use any commas.",
+            "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]});
+        let a = parse_record(ife, 3, "f").unwrap();
+        assert_eq!(a.highlight_source, "annotator");
+        assert_eq!(&a.prompt[a.spans[0].clone()], "Do not use any commas.");
+        assert_eq!(a.emphasized(), "Write a poem. **Do not use any commas.**");
+    }
+
+    #[test]
+    fn bad_records_name_the_line() {
+        let e = parse_record(json!({"prompt": "x"}), 7, "data.jsonl")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("data.jsonl:7") && e.contains("key"), "{e}");
+        let e = parse_record(json!({"key": 1, "prompt": "x", "highlights": ["zz"]}), 2, "d")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("zz"), "{e}");
+    }
+}
