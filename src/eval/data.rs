@@ -128,7 +128,7 @@ mod tests {
     fn highlights_come_from_markup_lists_or_the_annotator() {
         let m = parse_record(json!({"key": 1, "prompt_marked": "Say **hi**."}), 1, "f").unwrap();
         assert_eq!((m.prompt.as_str(), m.highlight_source), ("Say hi.", "markup"));
-        assert_eq!(m.spans, [4..6]);
+        assert_eq!(m.spans, vec![std::ops::Range { start: 4, end: 6 }]);
         let l = parse_record(json!({"key": 2, "prompt": "a b a", "highlights": ["a"]}), 2, "f").unwrap();
         assert_eq!(l.spans, vec![0..1, 4..5]);
         let ife = json!({"key": 3, "prompt": "Write a poem. Do not use any commas.",
