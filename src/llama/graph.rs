@@ -80,11 +80,11 @@ impl<'g> GraphBuilder<'g> {
         Tensor::from_raw(unsafe { sys::ggml_add_inplace(self.ctx, a.raw(), b.raw()) })
     }
 
-    /// a −= b in place, b broadcast over a.
-    pub fn sub_inplace(&mut self, a: Tensor<'g>, b: Tensor<'g>) -> Tensor<'g> {
-        Self::check_broadcast(a, b, "sub_inplace");
+    /// a − b, b broadcast over a.
+    pub fn sub(&mut self, a: Tensor<'g>, b: Tensor<'g>) -> Tensor<'g> {
+        Self::check_broadcast(a, b, "sub");
         // SAFETY: valid context and tensors; shapes checked.
-        Tensor::from_raw(unsafe { sys::ggml_sub_inplace(self.ctx, a.raw(), b.raw()) })
+        Tensor::from_raw(unsafe { sys::ggml_sub(self.ctx, a.raw(), b.raw()) })
     }
 
     /// a / b, b broadcast over a.

@@ -7,10 +7,13 @@
 //! - layer granularity: with p̄ the mean share over heads and e^b = τ(1−p̄)/(p̄(1−τ)), every head
 //!   gets the logit bias b on span keys: span × e^b/Z_h, rest × 1/Z_h, Z_h = p_h·e^b + 1 − p_h.
 //!
-//! Both are written as P' = (P − S)·f_rest + S·f_span with per-(row, head) factors. P − S is
-//! exactly the non-span part (span entries become exact zeros), so every probability is multiplied
-//! by exactly one factor, as in the reference; where nothing changes both factors are exactly 1 and
-//! the row keeps its bits. P and S are updated in place: the only full-size temporary is S.
+//! Both are written as P' = P·f_rest + S·(f_span − f_rest) with per-(row, head) factors, so the
+//! only full-size temporary is S and P is updated in place: S = P·M, p = Σ S, P·f_rest, S·d, P + S.
+//! The factors come from the *target share* t = max(p, τ)·[p > 0]: t = τ where steering is
+//! needed, t = p where the share is already enough (the factors are then exactly 1 and 0, so the
+//! row keeps its bits), t = 0 where the span is not visible (S = 0 there; f_rest is exactly 1).
+//! Every graph node costs a thread barrier per decode step, so the small per-row math is written
+//! with as few ops as that allows.
 
 use super::layers::LayerSelection;
 use super::trace::{TraceSink, UbatchTrace};
@@ -88,37 +91,32 @@ impl SpotlightHook {
         Self { config, n_layer, sink }
     }
 
-    /// Per-(row, head) factors (f_rest, f_span) for head granularity.
+    /// Head granularity: f_span = t/p, f_rest = (1 − t)/(1 − p); returns (f_rest, f_span − f_rest).
     fn head_factors<'g>(g: &mut GraphBuilder<'g>, p: Tensor<'g>, alpha: f32) -> (Tensor<'g>, Tensor<'g>) {
-        let need = needs_steering(g, p, alpha);
-        let pc = g.clamp(p, MIN_SHARE, alpha);
-        let span = {
-            let num = g.scale_bias(pc, 0.0, alpha);
-            g.div(num, pc) // τ/p
-        };
-        let rest = {
-            let num = g.scale_bias(pc, 0.0, 1.0 - alpha);
-            let den = g.scale_bias(pc, -1.0, 1.0);
-            g.div(num, den) // (1−τ)/(1−p)
-        };
-        (gate(g, rest, need), gate(g, span, need))
+        let t = target_share(g, p, alpha);
+        let p_floor = g.clamp(p, MIN_SHARE, 1.0);
+        let f_span = g.div(t, p_floor);
+        let rest_t = g.scale_bias(t, -1.0, 1.0);
+        let rest_p = g.scale_bias(p, -1.0, 1.0);
+        let rest_p = g.clamp(rest_p, MIN_SHARE, 1.0);
+        let f_rest = g.div(rest_t, rest_p);
+        let diff = g.sub(f_span, f_rest);
+        (f_rest, diff)
     }
 
-    /// Factors for a logit bias on span keys whose exponent minus one is `r_m1` [1, T, 1|H, S]:
-    /// Z_h = 1 + p_h·(e^b − 1), f_rest = 1/Z_h, f_span = e^b/Z_h.
-    fn bias_factors<'g>(g: &mut GraphBuilder<'g>, p_head: Tensor<'g>, r_m1: Tensor<'g>) -> (Tensor<'g>, Tensor<'g>) {
-        let z = g.mul(p_head, r_m1);
+    /// A logit bias on span keys, given as e^b − 1 (`eb_m1`, [1, T, 1|H, S]):
+    /// Z_h = 1 + p_h·(e^b − 1), f_rest = 1/Z_h, f_span − f_rest = (e^b − 1)/Z_h.
+    fn bias_factors<'g>(g: &mut GraphBuilder<'g>, p_head: Tensor<'g>, eb_m1: Tensor<'g>) -> (Tensor<'g>, Tensor<'g>) {
+        let z = g.mul(p_head, eb_m1);
         let z = g.scale_bias(z, 1.0, 1.0);
         let one = g.scale_bias(z, 0.0, 1.0);
         let f_rest = g.div(one, z);
-        let r = g.scale_bias(r_m1, 1.0, 1.0);
-        // r may be per layer [1, T, 1, S]: spread it over the heads (1·r is exact), then divide
-        let r_full = g.mul(one, r);
-        let f_span = g.div(r_full, z);
-        (f_rest, f_span)
+        let diff = g.mul(f_rest, eb_m1);
+        (f_rest, diff)
     }
 
-    /// Factors for layer granularity from the per-head shares.
+    /// Layer granularity: p̄ = mean over heads and, where 0 < p̄ < τ, e^b = τ(1 − p̄)/(p̄(1 − τ))
+    /// for all heads (computed as k(1 − p̄)/p̄ with k = τ/(1 − τ), the rounding of the reference).
     fn layer_factors<'g>(g: &mut GraphBuilder<'g>, p_head: Tensor<'g>, alpha: f32) -> (Tensor<'g>, Tensor<'g>) {
         let n_head = p_head.shape()[2] as f32;
         // mean over heads: [1, T, H, S] → [H, T, 1, S] → sum → [1, T, 1, S]
@@ -126,31 +124,25 @@ impl SpotlightHook {
         let by_head = g.cont(by_head);
         let p_sum = g.sum_rows(by_head);
         let p_mean = g.scale_bias(p_sum, 1.0 / n_head, 0.0);
-        let need = needs_steering(g, p_mean, alpha);
+        // 1 where p̄ < τ: where p̄ ≥ τ, e^b − 1 must be exactly 0. (Where p̄ = 0 every p_h and
+        // S are 0, so the huge but finite e^b of the floored p̄ multiplies only zeros.)
+        let below = g.scale_bias(p_mean, -1.0, alpha);
+        let need = g.step(below);
         let pc = g.clamp(p_mean, MIN_SHARE, alpha);
-        // e^b = τ(1−p)/(p(1−τ))
         let k = alpha / (1.0 - alpha);
         let num = g.scale_bias(pc, -k, k);
         let eb = g.div(num, pc);
-        let r_m1 = g.scale_bias(eb, 1.0, -1.0);
-        let r_m1 = g.mul(r_m1, need);
-        Self::bias_factors(g, p_head, r_m1)
+        let eb_m1 = g.scale_bias(eb, 1.0, -1.0);
+        let eb_m1 = g.mul(eb_m1, need);
+        Self::bias_factors(g, p_head, eb_m1)
     }
 }
 
-/// 1 + need·(f − 1): the factor where steering is needed, exactly 1 elsewhere.
-fn gate<'g>(g: &mut GraphBuilder<'g>, f: Tensor<'g>, need: Tensor<'g>) -> Tensor<'g> {
-    let f_m1 = g.scale_bias(f, 1.0, -1.0);
-    let f_m1 = g.mul(f_m1, need);
-    g.scale_bias(f_m1, 1.0, 1.0)
-}
-
-/// 1 where 0 < p < α, else 0.
-fn needs_steering<'g>(g: &mut GraphBuilder<'g>, p: Tensor<'g>, alpha: f32) -> Tensor<'g> {
-    let below = g.scale_bias(p, -1.0, alpha);
-    let below = g.step(below);
+/// The share the span should end with: max(p, τ) where the span is visible (p > 0), else 0.
+fn target_share<'g>(g: &mut GraphBuilder<'g>, p: Tensor<'g>, alpha: f32) -> Tensor<'g> {
+    let raised = g.clamp(p, alpha, 1.0);
     let seen = g.step(p);
-    g.mul(below, seen)
+    g.mul(raised, seen)
 }
 
 impl AttnSteer for SpotlightHook {
@@ -170,7 +162,7 @@ impl AttnSteer for SpotlightHook {
             g.set_name(p_head, &before_name(layer));
             g.mark_output(p_head);
         }
-        let (f_rest, f_span) = match self.config.action {
+        let (f_rest, diff) = match self.config.action {
             Action::Observe => return kq,
             Action::Steer {
                 alpha,
@@ -181,15 +173,13 @@ impl AttnSteer for SpotlightHook {
                 granularity: Granularity::Layer,
             } => Self::layer_factors(g, p_head, alpha),
             Action::StaticBias { bias } => {
-                // a constant e^b − 1 on rows that see the span (elsewhere S = 0, so it is moot)
-                let seen = g.step(p_head);
-                let r_m1 = g.scale_bias(seen, bias.exp() - 1.0, 0.0);
-                Self::bias_factors(g, p_head, r_m1)
+                // a constant e^b − 1 (rows that do not see the span have S = 0: the bias is moot)
+                let eb_m1 = g.scale_bias(p_head, 0.0, bias.exp() - 1.0);
+                Self::bias_factors(g, p_head, eb_m1)
             }
         };
-        let rest = g.sub_inplace(kq, span);
-        let rest = g.mul_inplace(rest, f_rest);
-        let span = g.mul_inplace(span, f_span);
+        let rest = g.mul_inplace(kq, f_rest);
+        let span = g.mul_inplace(span, diff);
         let steered = g.add_inplace(rest, span);
         if self.config.trace {
             let after_span = g.mul(steered, span_mask);
