@@ -2,12 +2,31 @@
 
 mod cli;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::process::ExitCode;
+
+/// `--version`: our version, the vendored llama.cpp, the patches, and what the build supports.
+fn long_version() -> &'static str {
+    let text = format!(
+        "{}\nllama.cpp {} (vendored from crates.io llama-cpp-sys-2 0.1.161), patches: {}\n{}",
+        env!("CARGO_PKG_VERSION"),
+        "0.6.0-dev",
+        env!("SPOTLIGHT_PATCHES"),
+        spotlight::llama::system_info().trim()
+    );
+    Box::leak(text.into_boxed_str())
+}
 
 fn main() -> ExitCode {
     let args = cli::expand_short_aliases(std::env::args());
-    let cli = match cli::Cli::try_parse_from(args) {
+    let mut command = cli::Cli::command();
+    if args.iter().any(|a| a == "--version") {
+        command = command.long_version(long_version());
+    }
+    let parsed = command
+        .try_get_matches_from(args)
+        .and_then(|m| cli::Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2)

@@ -223,21 +223,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let n_ctx = (prompts.iter().max().unwrap() + args.n_gen + 16) as u32;
     let n_vocab = model.vocab().n_tokens();
 
-    let mut benches = Vec::new();
-    let mut buffers = Vec::new();
-    for config in Config::ALL {
-        // creating the context and one warm-up run: llama.cpp logs its compute buffer sizes then
-        let (bench, lines) = capture_logs(|| -> anyhow::Result<Bench> {
-            let mut b = Bench::new(&model, config, n_ctx, args)?;
-            for &p in &prompts {
-                b.run(&random_tokens(p, n_vocab, 42), 4, args.batch_size as usize)?;
-            }
-            Ok(b)
-        });
-        benches.push(bench?);
-        buffers.push(compute_buffer_mib(&lines));
-    }
-
+    // Only one context exists at a time: an idle context's ggml worker threads keep spinning for a
+    // while after its last computation and would slow down whichever context runs next.
+    let mut buffers: Vec<Option<f64>> = vec![None; Config::ALL.len()];
     let mut series: Vec<Series> = Vec::new();
     for &p in &prompts {
         for &config in &Config::ALL {
@@ -250,19 +238,30 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             });
         }
     }
-    for rep in 0..args.repetitions {
+    for rep in 0..=args.repetitions {
         for (pi, &p) in prompts.iter().enumerate() {
             let tokens = random_tokens(p, n_vocab, 42 + rep as u64);
             // interleave the configurations so that machine noise hits them alike
-            for (ci, b) in benches.iter_mut().enumerate() {
-                let (pp, tg) = b.run(&tokens, args.n_gen, args.batch_size as usize)?;
-                let s = &mut series[pi * Config::ALL.len() + ci];
-                s.pp_tok_s.push(pp);
-                s.tg_tok_s.push(tg);
+            for (ci, &config) in Config::ALL.iter().enumerate() {
+                let (measured, lines) = capture_logs(|| -> anyhow::Result<(f64, f64)> {
+                    let mut b = Bench::new(&model, config, n_ctx, args)?;
+                    b.run(&tokens[..tokens.len().min(64)], 4, args.batch_size as usize)?; // warm-up
+                    b.run(&tokens, args.n_gen, args.batch_size as usize)
+                });
+                let (pp, tg) = measured?;
+                if let Some(mib) = compute_buffer_mib(&lines) {
+                    buffers[ci] = Some(buffers[ci].map_or(mib, |b: f64| b.max(mib)));
+                }
+                // repetition 0 is the warm-up of the whole machine (caches, page faults)
+                if rep > 0 {
+                    let s = &mut series[pi * Config::ALL.len() + ci];
+                    s.pp_tok_s.push(pp);
+                    s.tg_tok_s.push(tg);
+                }
             }
         }
         if !args.json {
-            eprint!("\rrepetition {}/{}", rep + 1, args.repetitions);
+            eprint!("\rrepetition {rep}/{}", args.repetitions);
         }
     }
     if !args.json {
