@@ -54,6 +54,11 @@ fn span_from_turn_one_stays_steered_and_alpha_command_takes_effect() {
     p.send_line("/spans").unwrap();
     p.expect("turn 1 (user): \"in French\"").unwrap();
     p.expect("> ").unwrap();
+    p.send_line("/trace on").unwrap();
+    p.expect("trace on").unwrap();
+    p.send_line("Thanks!").unwrap();
+    p.expect("[trace] span share").unwrap();
+    p.expect("> ").unwrap();
     p.send_line("/nonsense").unwrap();
     p.expect("unknown command /nonsense").unwrap();
     p.send(ControlCode::EndOfTransmission).unwrap();

@@ -5,7 +5,7 @@
 use super::args::BenchArgs;
 use anyhow::{bail, Context as _};
 use serde::Serialize;
-use spotlight::llama::{capture_logs, init_backend, Batch, Context, ContextParams, FlashAttn, Model, ModelParams};
+use spotlight::llama::{capture_logs, Batch, Context, ContextParams, FlashAttn, Model};
 use spotlight::spotlight::controller::SpotlightHook;
 use spotlight::spotlight::trace::TraceSink;
 use spotlight::spotlight::{Action, Granularity, LayerSelection, SteerConfig};
@@ -211,15 +211,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     if prompts.iter().any(|&p| p < 20) || args.n_gen == 0 || args.repetitions == 0 {
         bail!("--n-prompt values must be at least 20, --n-gen and --repetitions at least 1");
     }
-    let path = super::run::model_path(args.model.as_ref())?;
-    init_backend(args.verbose);
-    let model = Model::load(
-        &path,
-        &ModelParams {
-            n_gpu_layers: args.n_gpu_layers,
-            progress: false,
-        },
-    )?;
+    let model = super::load_model(args.model.as_ref(), args.verbose, args.n_gpu_layers, false)?;
     let n_ctx = (prompts.iter().max().unwrap() + args.n_gen + 16) as u32;
     let n_vocab = model.vocab().n_tokens();
 

@@ -4,7 +4,7 @@
 use super::args::{ChatArgs, GranularityArg};
 use anyhow::Context as _;
 use rustyline::error::ReadlineError;
-use spotlight::llama::{init_backend, ChatTemplate, ContextParams, FlashAttn, Model, ModelParams, SamplingParams};
+use spotlight::llama::{ChatTemplate, ContextParams, FlashAttn, SamplingParams};
 use spotlight::spotlight::markup::{self, Highlighted};
 use spotlight::spotlight::trace::summarize;
 use spotlight::spotlight::{Action, Chat, GenerateOptions, Granularity, LayerSelection, Session, SteerConfig};
@@ -109,16 +109,32 @@ fn apply_command(name: &str, arg: &str, settings: &mut Settings, chat: &mut Chat
     }
 }
 
+/// `/trace on`: one line per reply with the highlighted tokens' attention share.
+fn trace_summary(trace: &[spotlight::spotlight::trace::UbatchTrace]) -> String {
+    use spotlight::spotlight::trace::LayerShares;
+    let (mut before, mut after, mut n) = (0.0f64, 0.0f64, 0usize);
+    for t in trace {
+        let last = t.pos.len().saturating_sub(1);
+        for l in &t.layers {
+            before += LayerShares::mean_over_heads(&l.before, l.n_head, last) as f64;
+            if let Some(a) = &l.after {
+                after += LayerShares::mean_over_heads(a, l.n_head, last) as f64;
+            }
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return "[trace] no highlighted span visible in this reply".into();
+    }
+    format!(
+        "[trace] span share of each step's last token, mean over layers and steps: {:.3} before → {:.3} after steering",
+        before / n as f64,
+        after / n as f64
+    )
+}
+
 pub fn chat(args: &ChatArgs) -> anyhow::Result<()> {
-    let path = super::run::model_path(args.model.as_ref())?;
-    init_backend(args.verbose);
-    let model = Model::load(
-        &path,
-        &ModelParams {
-            n_gpu_layers: args.n_gpu_layers,
-            progress: !args.quiet,
-        },
-    )?;
+    let model = super::load_model(args.model.as_ref(), args.verbose, args.n_gpu_layers, !args.quiet)?;
     let mut settings = Settings {
         alpha: args.alpha,
         granularity: match args.granularity {
@@ -132,11 +148,7 @@ pub fn chat(args: &ChatArgs) -> anyhow::Result<()> {
         trace: args.trace.is_some(),
     };
     settings.layers.validate(model.n_layer()).map_err(anyhow::Error::msg)?;
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get() as i32)
-            .unwrap_or(2)
-    });
+    let threads = super::threads(args.threads);
     // steering can be switched on at any turn, so the context never uses flash attention
     let params = ContextParams {
         n_ctx: args.ctx_size,
@@ -207,6 +219,9 @@ pub fn chat(args: &ChatArgs) -> anyhow::Result<()> {
                     Ok(out) => {
                         if cancel.load(Ordering::Relaxed) {
                             println!("[stopped]");
+                        }
+                        if settings.trace {
+                            println!("{}", trace_summary(&out.trace));
                         }
                         if let Some(file) = trace_file.as_mut() {
                             for (step, t) in out.trace.iter().enumerate() {

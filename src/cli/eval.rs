@@ -9,7 +9,7 @@ use spotlight::eval::data::{self, EvalItem};
 use spotlight::eval::ifeval;
 use spotlight::eval::report::{build_report, plot_accuracy, render_markdown, ConditionResults, PromptResult};
 use spotlight::eval::responses::{ResponseFile, ResponseLine};
-use spotlight::llama::{init_backend, ChatTemplate, ContextParams, FlashAttn, Model, ModelParams, SamplingParams};
+use spotlight::llama::{ChatTemplate, ContextParams, FlashAttn, SamplingParams};
 use spotlight::spotlight::markup::{self, Highlighted};
 use spotlight::spotlight::prompt::{prepare, PreparedPrompt, Turn};
 use spotlight::spotlight::{GenerateOptions, LayerSelection, Session, SteerConfig};
@@ -49,15 +49,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     if let Some(limit) = args.limit {
         items.truncate(limit);
     }
-    let path = super::run::model_path(args.model.as_ref())?;
-    init_backend(args.verbose);
-    let model = Model::load(
-        &path,
-        &ModelParams {
-            n_gpu_layers: args.n_gpu_layers,
-            progress: !args.quiet,
-        },
-    )?;
+    let model = super::load_model(args.model.as_ref(), args.verbose, args.n_gpu_layers, !args.quiet)?;
     let template = ChatTemplate::from_model(&model)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
 
@@ -79,11 +71,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         prepared.push(list);
     }
     let n_ctx = (args.parallel * (longest + args.max_tokens + 8)).div_ceil(256) * 256;
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get() as i32)
-            .unwrap_or(2)
-    });
+    let threads = super::threads(args.threads);
     let options = GenerateOptions {
         n_predict: Some(args.max_tokens),
         sampling: SamplingParams {

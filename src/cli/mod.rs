@@ -11,6 +11,30 @@ mod show_spans;
 
 pub use args::{expand_short_aliases, Cli, Command};
 
+/// Resolve the model path (given, or the pulled default), start llama.cpp and load the model.
+pub(crate) fn load_model(
+    model: Option<&std::path::PathBuf>,
+    verbose: bool,
+    n_gpu_layers: i32,
+    progress: bool,
+) -> anyhow::Result<spotlight::llama::Model> {
+    let path = run::model_path(model)?;
+    spotlight::llama::init_backend(verbose);
+    Ok(spotlight::llama::Model::load(
+        &path,
+        &spotlight::llama::ModelParams { n_gpu_layers, progress },
+    )?)
+}
+
+/// Threads to use: the given number, else every core.
+pub(crate) fn threads(requested: Option<i32>) -> i32 {
+    requested.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get() as i32)
+            .unwrap_or(2)
+    })
+}
+
 /// Run a parsed command line; errors are reported by main.
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {

@@ -4,7 +4,7 @@ use super::args::{GranularityArg, OnOff, OnOffAuto, RunArgs};
 use super::show_spans;
 use anyhow::{bail, Context as _};
 use serde_json::json;
-use spotlight::llama::{init_backend, ChatTemplate, ContextParams, FlashAttn, Model, ModelParams, SamplingParams};
+use spotlight::llama::{ChatTemplate, ContextParams, FlashAttn, SamplingParams};
 use spotlight::models::default_model_path;
 use spotlight::spotlight::prompt::{self, HighlightOptions, Turn};
 use spotlight::spotlight::trace::summarize;
@@ -78,17 +78,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--layers: {e}"))?;
     let user_text = read_prompt(args)?;
-    let path = model_path(args.model.as_ref())?;
-
-    init_backend(args.verbose);
     let show_progress = !args.quiet && !args.json && std::io::stderr().is_terminal();
-    let model = Model::load(
-        &path,
-        &ModelParams {
-            n_gpu_layers: args.n_gpu_layers,
-            progress: show_progress,
-        },
-    )?;
+    let model = super::load_model(args.model.as_ref(), args.verbose, args.n_gpu_layers, show_progress)?;
     layers.validate(model.n_layer()).map_err(anyhow::Error::msg)?;
 
     let opts = HighlightOptions {
@@ -155,11 +146,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         eprintln!("note: the prompt has no highlights, so the trace has nothing to measure");
     }
 
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get() as i32)
-            .unwrap_or(2)
-    });
+    let threads = super::threads(args.threads);
     let params = ContextParams {
         n_ctx: args.ctx_size,
         n_batch: args.batch_size,
@@ -173,6 +160,19 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         },
     };
     let mut session = Session::new(&model, params, steer)?;
+    // long prompts take seconds to process on a CPU: show how far along it is
+    if show_progress && prepared.tokens.len() > 2 * args.batch_size as usize {
+        let bar = indicatif::ProgressBar::new(prepared.tokens.len() as u64).with_style(
+            indicatif::ProgressStyle::with_template("prompt {bar:30} {pos}/{len} tokens · ETA {eta}")
+                .expect("static template is valid"),
+        );
+        session.set_prefill_progress(Some(Box::new(move |done, total| {
+            bar.set_position(done as u64);
+            if done == total {
+                bar.finish_and_clear();
+            }
+        })));
+    }
     let options = GenerateOptions {
         n_predict: (args.n_predict > 0).then_some(args.n_predict as usize),
         sampling: SamplingParams {

@@ -87,6 +87,8 @@ pub struct Session<'m> {
     ctx: Context<'m>,
     sink: Arc<Mutex<TraceSink>>,
     steering: bool,
+    /// Called with (prompt tokens processed, total) after each prefill batch.
+    prefill_progress: Option<Box<dyn FnMut(usize, usize) + 'm>>,
 }
 
 impl<'m> Session<'m> {
@@ -106,7 +108,12 @@ impl<'m> Session<'m> {
                 sink.clone(),
             ))));
         }
-        Ok(Self { ctx, sink, steering })
+        Ok(Self {
+            ctx,
+            sink,
+            steering,
+            prefill_progress: None,
+        })
     }
 
     /// Replace the steering configuration (None = no steering). The KV cache is kept: tokens
@@ -116,6 +123,11 @@ impl<'m> Session<'m> {
         let n_layer = self.ctx.model().n_layer();
         let hook = steer.map(|c| Box::new(SpotlightHook::new(c, n_layer, self.sink.clone())) as Box<dyn AttnSteer>);
         self.ctx.set_steer(hook);
+    }
+
+    /// Report prompt-processing progress (e.g. to draw a progress bar for long prompts).
+    pub fn set_prefill_progress(&mut self, progress: Option<Box<dyn FnMut(usize, usize) + 'm>>) {
+        self.prefill_progress = progress;
     }
 
     pub fn model(&self) -> &'m Model {
@@ -226,6 +238,7 @@ impl<'m> Session<'m> {
                 pending.push((tok, pos as i32, seq, pos + 1 == prompt.tokens.len()));
             }
         }
+        let (n_pending, mut n_done) = (pending.len(), 0);
         for chunk in pending.chunks(n_batch) {
             batch.clear();
             for (i, &(tok, pos, seq, logits)) in chunk.iter().enumerate() {
@@ -235,6 +248,10 @@ impl<'m> Session<'m> {
                 }
             }
             self.ctx.decode(&batch)?;
+            n_done += chunk.len();
+            if let Some(progress) = self.prefill_progress.as_mut() {
+                progress(n_done, n_pending);
+            }
             self.sample_ready(&mut seqs, options, &mut on_text);
         }
 
