@@ -199,11 +199,12 @@ impl<'m> Session<'m> {
             "{} prompts but the context has {n_seq} sequences",
             prompts.len()
         );
-        let n_prompt_total: usize = prompts.iter().map(|p| p.tokens.len()).sum();
-        if n_prompt_total + prompts.len() > n_ctx as usize {
+        // every prompt must fit its sequence's share of the context, with room for one token
+        let n_ctx_seq = n_ctx / n_seq.max(1) as u32;
+        if let Some(p) = prompts.iter().find(|p| p.tokens.len() >= n_ctx_seq as usize) {
             return Err(LlamaError::PromptTooLong {
-                n_tokens: n_prompt_total,
-                n_ctx,
+                n_tokens: p.tokens.len(),
+                n_ctx: n_ctx_seq,
             });
         }
         self.ctx.clear_spans();
@@ -297,7 +298,8 @@ impl<'m> Session<'m> {
         options: &GenerateOptions,
         on_text: &mut impl FnMut(usize, &str),
     ) {
-        let n_ctx = self.ctx.n_ctx() as usize;
+        // parallel sequences each have their own KV stream of n_ctx / n_seq_max cells
+        let n_ctx = (self.ctx.n_ctx() / self.ctx.params().n_seq_max.max(1)) as usize;
         let vocab = self.ctx.model().vocab();
         for (seq, st) in seqs.iter_mut().enumerate() {
             let Some(idx) = st.logits_index.take() else { continue };
