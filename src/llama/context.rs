@@ -175,7 +175,11 @@ impl<'m> Context<'m> {
             Some(boxed) => {
                 let hooks = sys::llama_attn_steer_hooks {
                     build: Some(build_trampoline),
-                    computed: Some(computed_trampoline),
+                    computed: if boxed.wants_computed() {
+                        Some(computed_trampoline)
+                    } else {
+                        None
+                    },
                     user_data: (&mut **boxed) as *mut Box<dyn AttnSteer> as *mut c_void,
                 };
                 // SAFETY: the user data points into self.steer, which stays at a fixed heap

@@ -203,8 +203,13 @@ pub trait AttnSteer: Send {
         layer: usize,
     ) -> Tensor<'g>;
 
-    /// Called after each ubatch has been computed.
+    /// Called after each ubatch has been computed (only if [`AttnSteer::wants_computed`]).
     fn computed(&mut self, graph: &ComputedGraph<'_>, ubatch: &UbatchInfo<'_>);
+
+    /// Whether to call [`AttnSteer::computed`]: it costs a backend synchronisation per ubatch.
+    fn wants_computed(&self) -> bool {
+        true
+    }
 }
 
 pub(crate) type SteerBox = Box<Box<dyn AttnSteer>>;

@@ -190,6 +190,10 @@ impl AttnSteer for SpotlightHook {
         steered
     }
 
+    fn wants_computed(&self) -> bool {
+        self.config.trace
+    }
+
     fn computed(&mut self, graph: &ComputedGraph<'_>, ubatch: &UbatchInfo<'_>) {
         if !self.config.trace {
             return;
