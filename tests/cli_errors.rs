@@ -155,6 +155,6 @@ fn short_aliases_and_json_shape() {
         assert!(v.get(key).is_some(), "--json lacks {key}");
     }
     assert!(v["timings"]["prompt_tokens_per_s"].as_f64().unwrap() > 0.0);
-    assert_eq!(v["steering"]["granularity"], "layer");
+    assert_eq!(v["steering"]["granularity"], "head");
     assert!(!v["span_token_positions"].as_array().unwrap().is_empty());
 }
