@@ -410,3 +410,97 @@ fn multi_turn_chat_keeps_earlier_spans_steered_and_reuses_the_cache() {
     }
     assert!(rows > 0);
 }
+
+/// The patch hands over the span mask only for the window of KV cells between the first and the
+/// last highlighted cell. With two highlights far apart, the cells between them are in the window
+/// but not highlighted: measured without steering, the share of both highlights must be the sum
+/// of the shares of each alone (a gap counted as span would add to it), and steering both must
+/// still follow the rule.
+#[test]
+fn two_distant_highlights_count_only_their_own_cells() {
+    let _g = compute_lock();
+    let filler = " The weather was mild and the market was busy all morning.".repeat(6);
+    let text = |a: bool, b: bool| {
+        let wrap = |s: &str, on: bool| if on { format!("**{s}**") } else { s.to_string() };
+        format!(
+            "{}{filler} {}",
+            wrap("Answer in French.", a),
+            wrap("Use exactly three sentences.", b)
+        )
+    };
+    let observe = Some(SteerConfig {
+        action: Action::Observe,
+        layers: LayerSelection::All,
+        trace: true,
+    });
+    let shares = |a: bool, b: bool| {
+        let prompt = prepare_user(&text(a, b));
+        let mut session = Session::new(model(), params(1), observe.clone()).unwrap();
+        let out = session.generate(&prompt, &GenerateOptions::greedy(1), |_| {}).unwrap();
+        (
+            prompt.tokens,
+            out.trace.into_iter().next().expect("the prompt is traced"),
+        )
+    };
+    let (tokens_ab, both) = shares(true, true);
+    let (tokens_a, first) = shares(true, false);
+    let (tokens_b, second) = shares(false, true);
+    assert!(
+        tokens_ab == tokens_a && tokens_a == tokens_b,
+        "markup must not change the tokens"
+    );
+    let last = tokens_ab.len() - 1;
+    let mut compared = 0;
+    for ((lab, la), lb) in both.layers.iter().zip(&first.layers).zip(&second.layers) {
+        for h in 0..lab.n_head {
+            let (ab, a, b) = (lab.before_at(last, h), la.before_at(last, h), lb.before_at(last, h));
+            assert!(
+                (ab - (a + b)).abs() <= 1e-5 * ab.max(1e-3),
+                "layer {} head {h}: share of both {ab} ≠ {a} + {b}",
+                lab.layer
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, model().n_layer() * both.layers[0].n_head);
+
+    let prompt = prepare_user(&text(true, true));
+    for (alpha, granularity) in [(0.1, Granularity::Head), (0.2, Granularity::Layer)] {
+        let mut session = Session::new(model(), params(1), steer(alpha, granularity, true)).unwrap();
+        let out = session.generate(&prompt, &GenerateOptions::greedy(4), |_| {}).unwrap();
+        assert!(check_rule(&out.trace, alpha, granularity) > 0);
+    }
+}
+
+/// Steering must not hold on to memory: every layer's attention matrix is freed once its product
+/// with V is done, as in the stock graph, so the compute buffer reserved when the context was
+/// created (for a graph without highlights) still fits the steered graph of a full ubatch.
+/// llama.cpp checks this when the context is freed and logs a mismatch otherwise (an earlier
+/// version of our graph kept every layer's matrix alive: 503 MiB instead of 110 MiB).
+#[test]
+fn steered_graph_fits_the_reserved_compute_buffer() {
+    let _g = compute_lock();
+    let text = format!(
+        "{} **Answer in exactly three sentences.** {}",
+        "The committee reviewed the annual budget of the library. ".repeat(30),
+        "Several proposals for the new building were discussed. ".repeat(30)
+    );
+    let prompt = prepare_user(&text);
+    assert!(prompt.tokens.len() > 512, "the prompt fills a whole ubatch");
+    for granularity in [Granularity::Head, Granularity::Layer] {
+        let (out, lines) = spotlight::llama::capture_logs(|| {
+            let mut session = Session::new(model(), params(1), steer(0.1, granularity, false)).unwrap();
+            session.generate(&prompt, &GenerateOptions::greedy(2), |_| {}).unwrap()
+        });
+        assert!(!out.tokens.is_empty());
+        let check: Vec<&String> = lines.iter().filter(|l| l.contains("expectation")).collect();
+        assert!(
+            !check.is_empty(),
+            "llama.cpp logs its compute-buffer check when a context is freed"
+        );
+        assert!(
+            check.iter().all(|l| l.contains("matches expectation")),
+            "{granularity}: the compute buffer grew: {check:?}"
+        );
+    }
+}

@@ -178,7 +178,8 @@ pub struct EvalArgs {
     /// Sampling temperature (0 = greedy).
     #[arg(long, default_value_t = 0.0)]
     pub temp: f32,
-    /// Prompts decoded at once as parallel sequences of one batch.
+    /// Prompts decoded at once as parallel sequences of one batch (continuous batching: a
+    /// finished reply frees its sequence for the next prompt).
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
     /// Output directory (responses-*.jsonl, report.md, report.json, accuracy.png); reruns resume.

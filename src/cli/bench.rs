@@ -104,11 +104,20 @@ fn random_tokens(n: usize, n_vocab: usize, seed: u64) -> Vec<i32> {
         .collect()
 }
 
-/// Compute-buffer sizes (MiB) llama.cpp reported in its log lines: at creation and on regrowth.
+/// Compute-buffer sizes (MiB) llama.cpp reported in its log lines: at creation, on regrowth,
+/// and when the context is freed (the size the buffer finally had, e.g. "compute buffer size of
+/// 503.4 MiB, does not match expectation of 110.4 MiB" when a graph outgrew the reservation).
 fn compute_buffer_mib(lines: &[String]) -> Option<f64> {
     let mut size: Option<f64> = None;
     for line in lines {
-        let value = if let Some(rest) = line.split("compute buffer size = ").nth(1) {
+        let reported = [
+            "compute buffer size = ",
+            "compute buffer size is ",
+            "compute buffer size of ",
+        ]
+        .iter()
+        .find_map(|marker| line.split(marker).nth(1));
+        let value = if let Some(rest) = reported {
             rest.split_whitespace().next()
         } else if line.contains("reallocating") {
             line.split(" to ").nth(1).and_then(|r| r.split_whitespace().next())

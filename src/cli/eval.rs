@@ -104,18 +104,18 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
             let mut session = Session::new(&model, params, steer)?;
             let bar = progress(items.len() as u64, &condition.to_string(), args.quiet);
             bar.set_position((items.len() - todo.len()) as u64);
-            for group in todo.chunks(args.parallel) {
-                let prompts: Vec<PreparedPrompt> = group.iter().map(|&i| prepared[ci][i].clone()).collect();
-                let (outs, _) = session.generate_parallel(&prompts, &options, |_, _| {})?;
-                for (&i, out) in group.iter().zip(outs) {
-                    file.append(ResponseLine {
-                        key: items[i].key,
-                        prompt: items[i].prompt.clone(),
-                        response: out.text,
-                    })?;
-                }
-                bar.inc(group.len() as u64);
-            }
+            // continuous batching: a finished reply is saved at once and frees its slot
+            let prompts: Vec<PreparedPrompt> = todo.iter().map(|&i| prepared[ci][i].clone()).collect();
+            session.generate_queue(&prompts, &options, |j, out| -> anyhow::Result<()> {
+                let item = &items[todo[j]];
+                file.append(ResponseLine {
+                    key: item.key,
+                    prompt: item.prompt.clone(),
+                    response: out.text,
+                })?;
+                bar.inc(1);
+                Ok(())
+            })?;
             bar.finish_and_clear();
         }
         if !args.quiet {

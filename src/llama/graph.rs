@@ -144,6 +144,59 @@ impl<'g> GraphBuilder<'g> {
         unsafe { sys::ggml_set_name(t.raw(), c.as_ptr()) };
     }
 
+    /// Columns [first, first + n) of dimension 0 of `a`: a strided view sharing `a`'s memory
+    /// (writes through an in-place op on it land in `a`).
+    pub fn view_columns(&mut self, a: Tensor<'g>, first: i64, n: i64) -> Tensor<'g> {
+        let ne = a.shape();
+        assert!(
+            first >= 0 && n > 0 && first + n <= ne[0],
+            "view_columns: columns [{first}, {}) outside [0, {})",
+            first + n,
+            ne[0]
+        );
+        // SAFETY: valid context and tensor; the view stays inside `a` (checked) and uses its
+        // strides, so every element addressed is an element of `a`.
+        Tensor::from_raw(unsafe {
+            let nb = (*a.raw()).nb;
+            sys::ggml_view_4d(
+                self.ctx,
+                a.raw(),
+                n,
+                ne[1],
+                ne[2],
+                ne[3],
+                nb[1],
+                nb[2],
+                nb[3],
+                first as usize * nb[0],
+            )
+        })
+    }
+
+    /// Add `values` to columns [first, first + n) of dimension 0 of `a`, in place; returns `a`
+    /// (whole) with the addition as a dependency, so whatever reads the result sees it.
+    pub fn add_to_columns(&mut self, a: Tensor<'g>, first: i64, values: Tensor<'g>) -> Tensor<'g> {
+        let (ne, nv) = (a.shape(), values.shape());
+        assert!(
+            first >= 0 && first + nv[0] <= ne[0] && nv[1..] == ne[1..],
+            "add_to_columns: {nv:?} at column {first} does not fit {ne:?}"
+        );
+        // SAFETY: valid context and tensors; the region written (values' shape at `first` with
+        // a's strides) lies inside `a` (checked).
+        Tensor::from_raw(unsafe {
+            let nb = (*a.raw()).nb;
+            sys::ggml_acc_inplace(
+                self.ctx,
+                a.raw(),
+                values.raw(),
+                nb[1],
+                nb[2],
+                nb[3],
+                first as usize * nb[0],
+            )
+        })
+    }
+
     /// Keep this tensor's data after the computation and make sure it is computed.
     pub fn mark_output(&mut self, t: Tensor<'g>) {
         // SAFETY: valid tensor and graph under construction.
@@ -190,18 +243,51 @@ impl ComputedGraph<'_> {
     }
 }
 
+/// The span mask of a layer: which KV cells are highlighted for each query.
+#[derive(Clone, Copy)]
+pub struct SpanMask<'g> {
+    /// F32 [n_span_kv, n_tokens, 1, n_stream]: 1 where the cell is highlighted for the query's
+    /// sequence and visible to it, else 0.
+    pub mask: Tensor<'g>,
+    /// The mask's first column is KV cell `kv0`: it covers cells [kv0, kv0 + n_span_kv), the
+    /// smallest window holding every highlighted cell; no cell outside it is highlighted.
+    pub kv0: i64,
+}
+
+/// What a hook returns for a layer: the attention probabilities to multiply with V and, when
+/// they are left unnormalised, their row sums (llama.cpp then divides the attention output by
+/// them, which rescales whole rows at the cost of a pass over [d_v, n_tokens] instead of over
+/// [n_kv, n_tokens]).
+#[derive(Clone, Copy)]
+pub struct SteeredAttention<'g> {
+    /// [n_kv, n_tokens, n_head, n_stream]
+    pub probs: Tensor<'g>,
+    /// [1, n_tokens, n_head, n_stream], or None when `probs` rows sum to 1.
+    pub row_sums: Option<Tensor<'g>>,
+}
+
+impl<'g> SteeredAttention<'g> {
+    /// The probabilities as they are.
+    pub fn unchanged(kq: Tensor<'g>) -> Self {
+        Self {
+            probs: kq,
+            row_sums: None,
+        }
+    }
+}
+
 /// An attention-steering algorithm plugged into a [`super::Context`].
 pub trait AttnSteer: Send {
     /// Called once per attention layer while a graph is built, with the post-softmax attention
-    /// `kq` [n_kv, n_tokens, n_head, n_stream] and the span mask [n_kv, n_tokens, 1, n_stream].
-    /// Returns the probabilities to use (`kq` itself for no change).
+    /// `kq` [n_kv, n_tokens, n_head, n_stream] and the span mask of the layer's KV cache (only when
+    /// that cache holds highlighted cells).
     fn build<'g>(
         &mut self,
         g: &mut GraphBuilder<'g>,
         kq: Tensor<'g>,
-        span_mask: Tensor<'g>,
+        span: SpanMask<'g>,
         layer: usize,
-    ) -> Tensor<'g>;
+    ) -> SteeredAttention<'g>;
 
     /// Called after each ubatch has been computed (only if [`AttnSteer::wants_computed`]).
     fn computed(&mut self, graph: &ComputedGraph<'_>, ubatch: &UbatchInfo<'_>);
@@ -220,6 +306,8 @@ pub(crate) unsafe extern "C" fn build_trampoline(
     gf: *mut sys::ggml_cgraph,
     kq: *mut sys::ggml_tensor,
     span_mask: *mut sys::ggml_tensor,
+    span_kv0: i64,
+    row_sums: *mut *mut sys::ggml_tensor,
     il: i32,
 ) -> *mut sys::ggml_tensor {
     // SAFETY: user_data is the `Box<dyn AttnSteer>` owned by the Context that registered this
@@ -231,15 +319,22 @@ pub(crate) unsafe extern "C" fn build_trampoline(
             gf,
             _graph: PhantomData,
         };
-        steer
-            .build(&mut g, Tensor::from_raw(kq), Tensor::from_raw(span_mask), il as usize)
-            .raw()
+        let span = SpanMask {
+            mask: Tensor::from_raw(span_mask),
+            kv0: span_kv0,
+        };
+        steer.build(&mut g, Tensor::from_raw(kq), span, il as usize)
     }));
     // A panic must not unwind into C++: leave this layer unsteered and say so.
-    result.unwrap_or_else(|_| {
+    let steered = result.unwrap_or_else(|_| {
         eprintln!("spotlight: steering layer {il} failed; this layer runs unsteered");
-        kq
-    })
+        SteeredAttention::unchanged(Tensor::from_raw(kq))
+    });
+    if let Some(sums) = steered.row_sums {
+        // SAFETY: llama.cpp passes a valid pointer to its (null-initialised) row-sums slot.
+        unsafe { *row_sums = sums.raw() };
+    }
+    steered.probs.raw()
 }
 
 pub(crate) unsafe extern "C" fn computed_trampoline(

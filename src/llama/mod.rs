@@ -17,7 +17,7 @@ pub use batch::Batch;
 pub use chat::{ChatMessage, ChatTemplate};
 pub use context::{Context, ContextParams, FlashAttn, Perf};
 pub use error::LlamaError;
-pub use graph::{AttnSteer, ComputedGraph, GraphBuilder, Tensor, UbatchInfo};
+pub use graph::{AttnSteer, ComputedGraph, GraphBuilder, SpanMask, SteeredAttention, Tensor, UbatchInfo};
 pub use model::{Model, ModelParams};
 pub use sampler::{Sampler, SamplingParams};
 pub use vocab::{TokenDecoder, TokenizedText, Vocab};

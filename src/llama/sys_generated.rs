@@ -5329,6 +5329,8 @@ pub type llama_attn_steer_build_fn = ::std::option::Option<
         gf: *mut ggml_cgraph,
         kq: *mut ggml_tensor,
         span_mask: *mut ggml_tensor,
+        span_kv0: i64,
+        row_sums: *mut *mut ggml_tensor,
         il: i32,
     ) -> *mut ggml_tensor,
 >;

@@ -216,18 +216,7 @@ impl<'m> Session<'m> {
         self.sink.lock().expect("trace sink").drain();
         self.ctx.reset_perf();
 
-        let vocab = self.ctx.model().vocab();
-        let mut seqs: Vec<SeqState<'m>> = prompts
-            .iter()
-            .map(|p| SeqState {
-                out: Generation::default(),
-                sampler: Sampler::new(&options.sampling, vocab.n_tokens()),
-                decoder: TokenDecoder::new(vocab, false),
-                pos: p.tokens.len(),
-                logits_index: None,
-                done: false,
-            })
-            .collect();
+        let mut seqs: Vec<SeqState<'m>> = prompts.iter().map(|p| self.new_seq_state(p, options)).collect();
         let n_batch = self.ctx.params().n_batch as usize;
         let mut batch = Batch::new(n_batch.max(prompts.len()), 1);
 
@@ -291,6 +280,108 @@ impl<'m> Session<'m> {
         Ok((outs, trace))
     }
 
+    /// Generate replies to many prompts with up to `n_seq_max` of them in flight (continuous
+    /// batching): when a sequence finishes, its KV stream is cleared and the next queued prompt
+    /// starts in the same batch as the other sequences' next tokens, so a long reply does not keep
+    /// the other slots idle. Each prompt has its own spans, as in [`Session::generate_parallel`].
+    /// `on_done(i, generation)` is called for prompt i as soon as it finishes (completion order),
+    /// e.g. to save it; an error from it stops the run.
+    pub fn generate_queue<E: From<LlamaError>>(
+        &mut self,
+        prompts: &[PreparedPrompt],
+        options: &GenerateOptions,
+        mut on_done: impl FnMut(usize, Generation) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let n_seq = self.ctx.params().n_seq_max.max(1) as usize;
+        let n_ctx_seq = self.ctx.n_ctx() / n_seq as u32;
+        if let Some(p) = prompts.iter().find(|p| p.tokens.len() >= n_ctx_seq as usize) {
+            return Err(LlamaError::PromptTooLong {
+                n_tokens: p.tokens.len(),
+                n_ctx: n_ctx_seq,
+            }
+            .into());
+        }
+        self.ctx.clear_kv();
+        self.ctx.clear_spans();
+        let n_batch = self.ctx.params().n_batch as usize;
+        let mut batch = Batch::new(n_batch.max(n_seq), 1);
+        let mut slots: Vec<Option<QueuedSeq<'m>>> = (0..n_seq).map(|_| None).collect();
+        let mut queue = 0..prompts.len();
+        loop {
+            // fill free slots with queued prompts
+            for (seq, slot) in slots.iter_mut().enumerate().filter(|(_, s)| s.is_none()) {
+                let Some(index) = queue.next() else { break };
+                self.ctx.remove_seq(seq as SeqId, -1, -1);
+                if self.steering {
+                    self.ctx
+                        .set_spans(seq as SeqId, &prompts[index].span_position_ranges(0));
+                }
+                *slot = Some(QueuedSeq {
+                    index,
+                    prefilled: 0,
+                    state: self.new_seq_state(&prompts[index], options),
+                });
+            }
+            if slots.iter().all(Option::is_none) {
+                return Ok(());
+            }
+            // one batch: the next token of every decoding sequence, then as many prompt tokens
+            // of the prefilling ones as fit
+            batch.clear();
+            for (seq, q) in slots.iter_mut().enumerate() {
+                let Some(q) = q.as_mut().filter(|q| q.prefilled == prompts[q.index].tokens.len()) else {
+                    continue;
+                };
+                let st = &mut q.state;
+                let token = *st.out.tokens.last().expect("a decoding sequence has sampled a token");
+                st.logits_index = Some(batch.len() as i32);
+                batch.add(token, st.pos as i32, &[seq as SeqId], true);
+                st.pos += 1;
+            }
+            for (seq, q) in slots.iter_mut().enumerate() {
+                let Some(q) = q.as_mut() else { continue };
+                let tokens = &prompts[q.index].tokens;
+                while q.prefilled < tokens.len() && batch.len() < n_batch {
+                    let last = q.prefilled + 1 == tokens.len();
+                    if last {
+                        q.state.logits_index = Some(batch.len() as i32);
+                    }
+                    batch.add(tokens[q.prefilled], q.prefilled as i32, &[seq as SeqId], last);
+                    q.prefilled += 1;
+                }
+            }
+            self.ctx.decode(&batch)?;
+            for slot in slots.iter_mut() {
+                let Some(q) = slot.as_mut() else { continue };
+                let forced = options
+                    .forced
+                    .as_ref()
+                    .map(|f| f.get(q.index).map_or(&[][..], |v| v.as_slice()));
+                self.sample_one(&mut q.state, forced, options, &mut |_| {});
+                if q.state.done {
+                    let q = slot.take().expect("checked above");
+                    let mut st = q.state;
+                    let rest = st.decoder.finish();
+                    st.out.text.push_str(&rest);
+                    st.out.kv_len = st.pos;
+                    on_done(q.index, st.out)?;
+                }
+            }
+        }
+    }
+
+    fn new_seq_state(&self, prompt: &PreparedPrompt, options: &GenerateOptions) -> SeqState<'m> {
+        let vocab = self.ctx.model().vocab();
+        SeqState {
+            out: Generation::default(),
+            sampler: Sampler::new(&options.sampling, vocab.n_tokens()),
+            decoder: TokenDecoder::new(vocab, false),
+            pos: prompt.tokens.len(),
+            logits_index: None,
+            done: false,
+        }
+    }
+
     /// Sample the next token of every sequence whose logits the last decode computed.
     fn sample_ready(
         &self,
@@ -298,44 +389,69 @@ impl<'m> Session<'m> {
         options: &GenerateOptions,
         on_text: &mut impl FnMut(usize, &str),
     ) {
+        for (seq, st) in seqs.iter_mut().enumerate() {
+            let forced = options
+                .forced
+                .as_ref()
+                .map(|f| f.get(seq).map_or(&[][..], |v| v.as_slice()));
+            self.sample_one(st, forced, options, &mut |piece| on_text(seq, piece));
+        }
+    }
+
+    /// Sample the next token of one sequence if the last decode computed its logits; with
+    /// `forced`, take the next forced token instead (and stop when they run out).
+    fn sample_one(
+        &self,
+        st: &mut SeqState<'m>,
+        forced: Option<&[Token]>,
+        options: &GenerateOptions,
+        on_text: &mut impl FnMut(&str),
+    ) {
+        let Some(idx) = st.logits_index.take() else { return };
         // parallel sequences each have their own KV stream of n_ctx / n_seq_max cells
         let n_ctx = (self.ctx.n_ctx() / self.ctx.params().n_seq_max.max(1)) as usize;
         let vocab = self.ctx.model().vocab();
-        for (seq, st) in seqs.iter_mut().enumerate() {
-            let Some(idx) = st.logits_index.take() else { continue };
-            let out = &mut st.out;
-            if out.tokens.is_empty() {
-                out.first_logits = self.ctx.logits(idx).to_vec();
-                out.first_step_top5 = top_k(&out.first_logits, 5);
-            }
-            let token = match &options.forced {
-                Some(forced) => {
-                    out.step_top5.push(top_k(self.ctx.logits(idx), 5));
-                    match forced.get(seq).and_then(|f| f.get(out.tokens.len())) {
-                        Some(&t) => t,
-                        None => {
-                            st.done = true;
-                            continue;
-                        }
+        let out = &mut st.out;
+        if out.tokens.is_empty() {
+            out.first_logits = self.ctx.logits(idx).to_vec();
+            out.first_step_top5 = top_k(&out.first_logits, 5);
+        }
+        let token = match forced {
+            Some(forced) => {
+                out.step_top5.push(top_k(self.ctx.logits(idx), 5));
+                match forced.get(out.tokens.len()) {
+                    Some(&t) => t,
+                    None => {
+                        st.done = true;
+                        return;
                     }
                 }
-                None => st.sampler.sample(&self.ctx, idx),
-            };
-            if vocab.is_eog(token) {
-                out.stopped_at_eog = true;
-                st.done = true;
-                continue;
             }
-            out.tokens.push(token);
-            let piece = st.decoder.push(token);
-            on_text(seq, &piece);
-            out.text.push_str(&piece);
-            let cancelled = options.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed));
-            if cancelled || options.n_predict.is_some_and(|n| out.tokens.len() >= n) || st.pos + 1 >= n_ctx {
-                st.done = true;
-            }
+            None => st.sampler.sample(&self.ctx, idx),
+        };
+        if vocab.is_eog(token) {
+            out.stopped_at_eog = true;
+            st.done = true;
+            return;
+        }
+        out.tokens.push(token);
+        let piece = st.decoder.push(token);
+        on_text(&piece);
+        out.text.push_str(&piece);
+        let cancelled = options.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed));
+        if cancelled || options.n_predict.is_some_and(|n| out.tokens.len() >= n) || st.pos + 1 >= n_ctx {
+            st.done = true;
         }
     }
+}
+
+/// A prompt of [`Session::generate_queue`] occupying a sequence slot.
+struct QueuedSeq<'m> {
+    /// Index into the prompt list.
+    index: usize,
+    /// Prompt tokens already in a batch.
+    prefilled: usize,
+    state: SeqState<'m>,
 }
 
 /// Per-sequence state of a generation.
