@@ -137,3 +137,35 @@ fn eval_writes_responses_and_report_resumes_and_batches_like_solo() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The committed record of the highlights used in the IFEval runs
+/// (docs/results/ifeval-smollm2/annotations-rules-v1.jsonl) is what the annotator produces today:
+/// changing a rule without a new rules version (and a new record) fails here.
+#[test]
+fn committed_annotation_record_matches_the_annotator() {
+    let data = shared_dir().join("data/ifeval/input_data.jsonl");
+    let fresh = std::env::temp_dir().join(format!("spotlight-annotations-{}.jsonl", std::process::id()));
+    let out = Command::new(bin())
+        .args([
+            "annotate",
+            "--ranges-only",
+            "--data",
+            data.to_str().unwrap(),
+            "--output",
+        ])
+        .arg(&fresh)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let committed_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/results/ifeval-smollm2/annotations-rules-v1.jsonl");
+    let committed = std::fs::read_to_string(&committed_path).unwrap();
+    let fresh_text = std::fs::read_to_string(&fresh).unwrap();
+    let _ = std::fs::remove_file(&fresh);
+    let fresh = fresh_text;
+    assert_eq!(committed.lines().count(), 541);
+    for (i, (a, b)) in committed.lines().zip(fresh.lines()).enumerate() {
+        assert_eq!(a, b, "line {} of {} differs", i + 1, committed_path.display());
+    }
+    assert_eq!(committed.lines().count(), fresh.lines().count());
+}

@@ -504,3 +504,83 @@ fn steered_graph_fits_the_reserved_compute_buffer() {
         );
     }
 }
+
+/// Decoding with steering reuses the graph between steps exactly as often as stock llama.cpp
+/// does: the steering ops must not force a rebuild per token when nothing changed.
+#[test]
+fn steered_decoding_reuses_the_graph_like_stock() {
+    let _g = compute_lock();
+    let prompt = prepare_user(POEM);
+    let mut reused = Vec::new();
+    for config in [
+        None,
+        steer(0.1, Granularity::Head, false),
+        steer(0.1, Granularity::Layer, false),
+    ] {
+        let mut session = Session::new(model(), params(1), config).unwrap();
+        let out = session.generate(&prompt, &GenerateOptions::greedy(24), |_| {}).unwrap();
+        assert_eq!(out.tokens.len(), 24, "the poem is longer than 24 tokens");
+        reused.push(session.context().perf().graphs_reused);
+    }
+    assert!(reused[0] >= 20, "stock reuses the decode graph: {reused:?}");
+    assert!(
+        reused.iter().all(|&r| r == reused[0]),
+        "graphs reused (stock, head, layer): {reused:?}"
+    );
+}
+
+/// Continuous batching (`Session::generate_queue`): five prompts through two sequence slots, so
+/// new prompts start in slots that other prompts just left, each with its own highlights (or
+/// none). Every prompt must get the teacher-forced logits of its solo run (within the rounding
+/// batching brings): neither KV cells nor spans of a slot's previous prompt may leak into it.
+#[test]
+fn queued_prompts_reuse_slots_without_leaks() {
+    use spotlight::spotlight::Generation;
+    let _g = compute_lock();
+    let texts = [
+        POEM,
+        "What is the capital of **France**? Answer in one word.",
+        "Name three colors.",
+        "**Reply in French.** How are you today?",
+        "List two fruits. **Use bullet points.**",
+    ];
+    let prompts: Vec<_> = texts.iter().map(|t| prepare_user(t)).collect();
+    let config = steer(0.2, Granularity::Layer, false);
+    let greedy = GenerateOptions::greedy(8);
+    let solo: Vec<Generation> = prompts
+        .iter()
+        .map(|p| {
+            let mut session = Session::new(model(), params(1), config.clone()).unwrap();
+            let tokens = session.generate(p, &greedy, |_| {}).unwrap().tokens;
+            let mut forced = greedy.clone();
+            forced.forced = Some(vec![tokens]);
+            session.generate(p, &forced, |_| {}).unwrap()
+        })
+        .collect();
+    let mut forced = greedy.clone();
+    forced.forced = Some(solo.iter().map(|g| g.tokens.clone()).collect());
+    let mut session = Session::new(model(), params(2), config).unwrap();
+    let mut queued: Vec<Option<Generation>> = vec![None; prompts.len()];
+    let mut order = Vec::new();
+    session
+        .generate_queue(&prompts, &forced, |i, g| -> Result<(), spotlight::llama::LlamaError> {
+            order.push(i);
+            queued[i] = Some(g);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(order.len(), prompts.len(), "every prompt finishes once");
+    for (i, (s, q)) in solo.iter().zip(&queued).enumerate() {
+        let q = q.as_ref().unwrap();
+        assert_eq!(s.tokens, q.tokens, "prompt {i}: forced tokens");
+        assert_eq!(s.step_top5.len(), q.step_top5.len(), "prompt {i}: steps");
+        for (step, (x, y)) in s.step_top5.iter().zip(&q.step_top5).enumerate() {
+            let solo_choice = x[0].0;
+            let gap = y.iter().find(|(t, _)| *t == solo_choice).map(|(_, l)| y[0].1 - l);
+            assert!(
+                (x[0].1 - y[0].1).abs() < 0.25 && gap.is_some_and(|g| g < 0.25),
+                "prompt {i} step {step}: solo {x:?} vs queued {y:?}"
+            );
+        }
+    }
+}

@@ -7,6 +7,14 @@ use spotlight::eval::annotate::{annotate as annotate_prompt, to_markup, RULES_VE
 use spotlight::eval::ifeval::load_prompts;
 use std::io::Write;
 
+fn hex_sha256(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 pub fn annotate(args: &AnnotateArgs) -> anyhow::Result<()> {
     let prompts = load_prompts(&args.data)?;
     let mut out = std::io::BufWriter::new(
@@ -21,11 +29,28 @@ pub fn annotate(args: &AnnotateArgs) -> anyhow::Result<()> {
         if !a.unmatched.is_empty() {
             missing.push(format!("{}: {}", p.key, a.unmatched.join(", ")));
         }
-        let highlights: Vec<&str> = a.spans.iter().map(|r| &p.prompt[r.clone()]).collect();
-        let mut v = serde_json::to_value(p)?;
-        v["prompt_marked"] = serde_json::json!(to_markup(&p.prompt, &a.spans));
-        v["highlights"] = serde_json::json!(highlights);
-        v["rules_version"] = serde_json::json!(RULES_VERSION);
+        let v = if args.ranges_only {
+            let ranges: Vec<serde_json::Value> = a
+                .spans
+                .iter()
+                .zip(&a.reasons)
+                .map(|(r, ids)| serde_json::json!({"start": r.start, "end": r.end, "instruction_ids": ids}))
+                .collect();
+            serde_json::json!({
+                "key": p.key,
+                "prompt_sha256": hex_sha256(&p.prompt),
+                "rules_version": RULES_VERSION,
+                "highlights": ranges,
+                "unmatched": a.unmatched,
+            })
+        } else {
+            let highlights: Vec<&str> = a.spans.iter().map(|r| &p.prompt[r.clone()]).collect();
+            let mut v = serde_json::to_value(p)?;
+            v["prompt_marked"] = serde_json::json!(to_markup(&p.prompt, &a.spans));
+            v["highlights"] = serde_json::json!(highlights);
+            v["rules_version"] = serde_json::json!(RULES_VERSION);
+            v
+        };
         writeln!(out, "{v}")?;
     }
     out.flush()?;

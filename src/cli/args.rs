@@ -203,6 +203,11 @@ pub struct AnnotateArgs {
     /// Annotated copy (adds `prompt_marked`, `highlights`, `rules_version`).
     #[arg(short = 'o', long)]
     pub output: PathBuf,
+    /// Write only the annotation, without the prompt text: key, SHA-256 of the prompt, rules
+    /// version, and per highlight its byte range and the instruction ids that chose it (a record
+    /// small and free of the data set's text, to commit or compare).
+    #[arg(long)]
+    pub ranges_only: bool,
 }
 
 #[derive(Debug, Args)]
