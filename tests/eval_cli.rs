@@ -82,6 +82,26 @@ fn eval_writes_responses_and_report_resumes_and_batches_like_solo() {
             assert!((0.0..=1.0).contains(&v), "{k} = {v}");
         }
         assert_eq!(c["n"], 10);
+        // the keys behind gain/damage are listed and agree with the counts
+        if let Some(vs) = c["vs_baseline"].as_object() {
+            for (keys, count) in [("gained_keys", "gain"), ("damaged_keys", "damage")] {
+                assert_eq!(vs[keys].as_array().unwrap().len() as u64, vs[count].as_u64().unwrap());
+            }
+        }
+    }
+    let examples = std::fs::read_to_string(dir.join("examples.md")).unwrap();
+    for c in conds.iter().filter(|c| c["vs_baseline"].is_object()) {
+        let name = c["name"].as_str().unwrap();
+        assert!(
+            examples.contains(&format!("## {name}\n")),
+            "examples.md has a section for {name}"
+        );
+        for key in c["vs_baseline"]["damaged_keys"].as_array().unwrap().iter().take(4) {
+            assert!(
+                examples.contains(&format!("- key {key} ")),
+                "damaged prompt {key} is shown"
+            );
+        }
     }
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("| condition |") && md.contains("spotlight:0.1:head"));

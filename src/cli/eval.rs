@@ -6,6 +6,7 @@ use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
 use spotlight::eval::condition::{parse_conditions, Condition};
 use spotlight::eval::data::{self, EvalItem};
+use spotlight::eval::examples::{render_examples, ExamplePrompt};
 use spotlight::eval::ifeval;
 use spotlight::eval::report::{build_report, plot_accuracy, render_markdown, ConditionResults, PromptResult};
 use spotlight::eval::responses::{ResponseFile, ResponseLine};
@@ -14,6 +15,9 @@ use spotlight::spotlight::markup::{self, Highlighted};
 use spotlight::spotlight::prompt::{prepare, PreparedPrompt, Turn};
 use spotlight::spotlight::{GenerateOptions, LayerSelection, Session, SteerConfig};
 use std::io::IsTerminal;
+
+/// Damaged and gained prompts shown per condition in examples.md.
+const EXAMPLES_PER_KIND: usize = 4;
 
 /// The prompt a condition sends for an item.
 fn prompt_for(item: &EvalItem, condition: &Condition) -> Highlighted {
@@ -172,9 +176,29 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     std::fs::write(args.out.join("report.md"), &markdown)?;
     std::fs::write(args.out.join("report.json"), serde_json::to_string_pretty(&report)?)?;
     plot_accuracy(&report, &args.out.join("accuracy.png"))?;
+    let examples = render_examples(
+        &report,
+        EXAMPLES_PER_KIND,
+        |key| {
+            let item = scored.iter().find(|i| i.key == key)?;
+            let p = item.ifeval.as_ref()?;
+            Some(ExamplePrompt {
+                prompt: &item.prompt,
+                instruction_ids: &p.instruction_id_list,
+            })
+        },
+        |name, key| {
+            let i = conditions.iter().position(|c| c.to_string() == name)?;
+            files[i].get(key).map(|r| r.response.as_str())
+        },
+    );
+    std::fs::write(args.out.join("examples.md"), examples)?;
     println!("{markdown}");
     if !args.quiet {
-        eprintln!("wrote report.md, report.json, accuracy.png to {}", args.out.display());
+        eprintln!(
+            "wrote report.md, report.json, accuracy.png, examples.md to {}",
+            args.out.display()
+        );
     }
     Ok(())
 }

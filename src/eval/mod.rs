@@ -3,6 +3,7 @@
 pub mod annotate;
 pub mod condition;
 pub mod data;
+pub mod examples;
 pub mod ifeval;
 pub mod report;
 pub mod responses;

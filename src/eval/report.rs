@@ -102,6 +102,12 @@ pub struct BaselineComparison {
     pub damage: usize,
     /// Condition's accuracy divided by baseline's; None when the baseline's is 0.
     pub relative_gain: Option<f64>,
+    /// Keys of the `gain` prompts, in the baseline's order (for looking at the responses).
+    #[serde(default)]
+    pub gained_keys: Vec<i64>,
+    /// Keys of the `damage` prompts, in the baseline's order.
+    #[serde(default)]
+    pub damaged_keys: Vec<i64>,
 }
 
 /// One condition's row of the report. Accuracies are fractions in [0, 1].
@@ -494,8 +500,16 @@ pub fn build_report(baseline: &str, conditions: &[ConditionResults], seed: u64) 
         let (delta_ci, acc_ci) = bootstrap(&base_pass, &pass, seed, BOOTSTRAP_RESAMPLES);
         row.prompt_loose_ci = acc_ci;
         if cond.name != base.name {
-            let gain = pass.iter().zip(&base_pass).filter(|&(&c, &b)| c && !b).count();
-            let damage = pass.iter().zip(&base_pass).filter(|&(&c, &b)| !c && b).count();
+            let keys_where = |want: bool| -> Vec<i64> {
+                aligned
+                    .iter()
+                    .zip(&base_pass)
+                    .filter(|&(r, &b)| r.prompt_loose == want && b != want)
+                    .map(|(r, _)| r.key)
+                    .collect()
+            };
+            let (gained_keys, damaged_keys) = (keys_where(true), keys_where(false));
+            let (gain, damage) = (gained_keys.len(), damaged_keys.len());
             row.vs_baseline = Some(BaselineComparison {
                 // From counts, so the difference is the nearest float to the exact fraction
                 // instead of carrying the rounding of two accuracies.
@@ -505,6 +519,8 @@ pub fn build_report(baseline: &str, conditions: &[ConditionResults], seed: u64) 
                 gain,
                 damage,
                 relative_gain: (base_acc > 0.0).then(|| row.prompt_loose / base_acc),
+                gained_keys,
+                damaged_keys,
             });
         }
         categories.extend(row.categories.keys().cloned());
