@@ -108,6 +108,49 @@ fn eval_writes_responses_and_report_resumes_and_batches_like_solo() {
     let png = image::open(dir.join("accuracy.png")).unwrap();
     assert_eq!((png.width(), png.height()), (800, 500));
 
+    // --score-only rescoring: complete conditions give the same report; a condition without
+    // responses is an error naming the file, and nothing is computed or written for it
+    let report_before = std::fs::read_to_string(dir.join("report.json")).unwrap();
+    let score_only = |conditions: &str| {
+        Command::new(bin())
+            .args([
+                "eval",
+                "--score-only",
+                "--quiet",
+                "--model",
+                model_path().to_str().unwrap(),
+            ])
+            .args([
+                "--data",
+                shared_dir().join("data/ifeval/input_data.jsonl").to_str().unwrap(),
+            ])
+            .args([
+                "--limit",
+                "10",
+                "--conditions",
+                conditions,
+                "--out",
+                dir.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let rescored = score_only(conditions);
+    assert!(
+        rescored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rescored.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("report.json")).unwrap(), report_before);
+    let missing = score_only("baseline,spotlight:0.3");
+    assert!(!missing.status.success());
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("--score-only") && err.contains("responses-spotlight-0.3-layer.jsonl") && err.contains("0 of 10"),
+        "{err}"
+    );
+    assert!(!dir.join("responses-spotlight-0.3-layer.jsonl").exists());
+
     // resume: a torn last line and a missing response are redone, the rest is kept
     let path = dir.join("responses-spotlight-0.1-layer.jsonl");
     let full = std::fs::read_to_string(&path).unwrap();

@@ -182,6 +182,10 @@ pub struct EvalArgs {
     /// finished reply frees its sequence for the next prompt).
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
+    /// Only score the responses already in --out (no model computation); fails naming what is
+    /// missing. For re-scoring or regenerating the report while another run computes.
+    #[arg(long)]
+    pub score_only: bool,
     /// Output directory (responses-*.jsonl, report.md, report.json, accuracy.png); reruns resume.
     #[arg(short = 'o', long, default_value = "eval-out")]
     pub out: PathBuf,

@@ -89,8 +89,25 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
 
     let mut files = Vec::new();
     for (ci, condition) in conditions.iter().enumerate() {
-        let mut file = ResponseFile::open(&args.out.join(format!("responses-{}.jsonl", condition.slug())))?;
+        let path = args.out.join(format!("responses-{}.jsonl", condition.slug()));
+        if args.score_only && !path.exists() {
+            bail!(
+                "--score-only: {} does not exist (0 of {} responses)",
+                path.display(),
+                items.len()
+            );
+        }
+        let mut file = ResponseFile::open(&path)?;
         let todo: Vec<usize> = (0..items.len()).filter(|&i| !file.contains(items[i].key)).collect();
+        if args.score_only && !todo.is_empty() {
+            bail!(
+                "--score-only: {} has {} of {} responses (first missing key: {})",
+                file.path().display(),
+                items.len() - todo.len(),
+                items.len(),
+                items[todo[0]].key
+            );
+        }
         if !todo.is_empty() {
             let steer = condition.action().map(|action| SteerConfig {
                 action,
