@@ -82,6 +82,34 @@ fn eval_writes_responses_and_report_resumes_and_batches_like_solo() {
             assert!((0.0..=1.0).contains(&v), "{k} = {v}");
         }
         assert_eq!(c["n"], 10);
+        // looping replies and the passes without them; the subset without length constraints
+        let looping = c["looping"]["share"].as_f64().unwrap();
+        let not_looping = c["looping"]["prompt_loose_not_looping"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&looping) && not_looping <= c["prompt_loose"].as_f64().unwrap());
+        assert!(c["length_free"]["prompts"].as_u64().unwrap() <= 10);
+        // scores-<slug>.jsonl holds the per-prompt verdicts the accuracies are computed from
+        let slug = c["name"].as_str().unwrap().replace(':', "-");
+        let scores = responses(&dir.join(format!("scores-{slug}.jsonl")));
+        assert_eq!(scores.len(), 10, "{slug}: one score line per prompt");
+        let passed = |field: &str| scores.iter().filter(|s| s[field].as_bool().unwrap()).count() as f64 / 10.0;
+        assert_eq!(
+            passed("follow_all_instructions_loose"),
+            c["prompt_loose"].as_f64().unwrap()
+        );
+        assert_eq!(
+            passed("follow_all_instructions_strict"),
+            c["prompt_strict"].as_f64().unwrap()
+        );
+        for s in &scores {
+            let n = s["instruction_id_list"].as_array().unwrap().len();
+            assert_eq!(s["follow_instruction_list_loose"].as_array().unwrap().len(), n);
+            let all = s["follow_instruction_list_loose"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|v| v == true);
+            assert_eq!(s["follow_all_instructions_loose"].as_bool().unwrap(), all);
+        }
         // the keys behind gain/damage are listed and agree with the counts
         if let Some(vs) = c["vs_baseline"].as_object() {
             for (keys, count) in [("gained_keys", "gain"), ("damaged_keys", "damage")] {
@@ -227,7 +255,11 @@ fn committed_annotation_record_matches_the_annotator() {
     let _ = std::fs::remove_file(&fresh);
     let fresh = fresh_text;
     assert_eq!(committed.lines().count(), 541);
+    // Compared as JSON values: the key order of a record depends on serde_json's features
+    // (`preserve_order`, which a dependency may switch on), not on the annotator.
     for (i, (a, b)) in committed.lines().zip(fresh.lines()).enumerate() {
+        let (a, b): (serde_json::Value, serde_json::Value) =
+            (serde_json::from_str(a).unwrap(), serde_json::from_str(b).unwrap());
         assert_eq!(a, b, "line {} of {} differs", i + 1, committed_path.display());
     }
     assert_eq!(committed.lines().count(), fresh.lines().count());

@@ -8,6 +8,7 @@ use spotlight::eval::condition::{parse_conditions, Condition};
 use spotlight::eval::data::{self, EvalItem};
 use spotlight::eval::examples::{render_examples, ExamplePrompt};
 use spotlight::eval::ifeval;
+use spotlight::eval::repetition::is_looping;
 use spotlight::eval::report::{build_report, plot_accuracy, render_markdown, ConditionResults, PromptResult};
 use spotlight::eval::responses::{ResponseFile, ResponseLine};
 use spotlight::llama::{ChatTemplate, ContextParams, FlashAttn, SamplingParams};
@@ -18,6 +19,36 @@ use std::io::IsTerminal;
 
 /// Damaged and gained prompts shown per condition in examples.md.
 const EXAMPLES_PER_KIND: usize = 4;
+
+/// One line of `scores-<condition>.jsonl`: a prompt's per-instruction verdicts, named like the
+/// official evaluator's `follow_instruction_list`, so each verdict can be compared with it.
+#[derive(serde::Serialize)]
+struct ScoreLine<'a> {
+    key: i64,
+    instruction_id_list: &'a [String],
+    follow_instruction_list_strict: &'a [bool],
+    follow_instruction_list_loose: &'a [bool],
+    follow_all_instructions_strict: bool,
+    follow_all_instructions_loose: bool,
+}
+
+/// Per-prompt verdicts of one condition, in the data's order (rewritten on every scoring).
+fn write_scores(path: &std::path::Path, results: &[PromptResult]) -> anyhow::Result<()> {
+    let mut out = String::new();
+    for r in results {
+        let line = ScoreLine {
+            key: r.key,
+            instruction_id_list: &r.instruction_ids,
+            follow_instruction_list_strict: &r.strict,
+            follow_instruction_list_loose: &r.loose,
+            follow_all_instructions_strict: r.prompt_strict,
+            follow_all_instructions_loose: r.prompt_loose,
+        };
+        out.push_str(&serde_json::to_string(&line)?);
+        out.push('\n');
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+}
 
 /// The prompt a condition sends for an item.
 fn prompt_for(item: &EvalItem, condition: &Condition) -> Highlighted {
@@ -169,8 +200,10 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
                 prompt_strict: s.prompt_strict,
                 prompt_loose: s.prompt_loose,
                 response_chars: response.chars().count(),
+                looping: is_looping(response),
             });
         }
+        write_scores(&args.out.join(format!("scores-{}.jsonl", condition.slug())), &rs)?;
         let (alpha, granularity) = match condition {
             Condition::Spotlight { alpha, granularity } => (Some(*alpha), Some(granularity.to_string())),
             _ => (None, None),
@@ -213,7 +246,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     println!("{markdown}");
     if !args.quiet {
         eprintln!(
-            "wrote report.md, report.json, accuracy.png, examples.md to {}",
+            "wrote report.md, report.json, accuracy.png, examples.md, scores-*.jsonl to {}",
             args.out.display()
         );
     }

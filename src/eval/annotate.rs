@@ -119,7 +119,15 @@ pub fn annotate(key: i64, prompt: &str, instruction_ids: &[String], kwargs: &[Ma
             }
             ids
         })
-        .collect();
+        .collect::<Vec<Vec<String>>>();
+    // A sentence can be chosen and still lose its span, when no `**` can be placed around it
+    // unambiguously (text like `*a*\\`): its instruction then has no highlight and is reported
+    // as unmatched, like one whose rule found nothing.
+    for id in instruction_ids {
+        if !unmatched.contains(id) && !reasons.iter().flatten().any(|r| r == id) {
+            unmatched.push(id.clone());
+        }
+    }
     Annotation {
         key,
         spans,
@@ -1843,6 +1851,15 @@ mod tests {
                 assert_eq!(h.spans, markup_safe(t, &spans), "{t:?} {spans:?} -> {m:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_chosen_sentence_that_cannot_be_marked_up_leaves_its_instruction_unmatched() {
+        // The only sentence mentions highlighting, but `**` cannot be placed around `*a*\` safely.
+        let ids = ["detectable_format:number_highlighted_sections".to_string()];
+        let a = annotate(1, "*a*\\", &ids, &maps(&[json!({"num_highlights": 1})]));
+        assert!(a.spans.is_empty());
+        assert_eq!(a.unmatched, ids);
     }
 
     proptest! {

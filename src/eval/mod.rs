@@ -5,5 +5,6 @@ pub mod condition;
 pub mod data;
 pub mod examples;
 pub mod ifeval;
+pub mod repetition;
 pub mod report;
 pub mod responses;

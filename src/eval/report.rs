@@ -47,6 +47,9 @@ pub struct PromptResult {
     pub prompt_strict: bool,
     pub prompt_loose: bool,
     pub response_chars: usize,
+    /// The reply is mostly one passage repeated (see `eval::repetition`).
+    #[serde(default)]
+    pub looping: bool,
 }
 
 /// All prompts' results under one condition.
@@ -110,6 +113,38 @@ pub struct BaselineComparison {
     pub damaged_keys: Vec<i64>,
 }
 
+/// Prompt-level loose accuracy on the subset of prompts without length constraints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LengthFree {
+    /// Prompts in the subset (the same for every condition).
+    pub prompts: usize,
+    /// None when every prompt has a length constraint.
+    pub prompt_loose: Option<f64>,
+    /// Condition's minus baseline's on the subset, in fractions; None for the baseline.
+    pub delta_prompt_loose: Option<f64>,
+    /// Exact McNemar p on the subset; None for the baseline.
+    pub mcnemar_p: Option<f64>,
+}
+
+/// Looping replies (see `eval::repetition`) and the prompt-level loose accuracy that counts a
+/// prompt only when its reply passes without looping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Looping {
+    /// Share of replies that loop.
+    pub share: f64,
+    /// Share of prompts that pass (prompt-level loose) with a reply that does not loop.
+    pub prompt_loose_not_looping: f64,
+    /// Condition's minus baseline's `prompt_loose_not_looping`, paired; None for the baseline.
+    pub delta: Option<f64>,
+    /// Exact McNemar p of that difference; None for the baseline.
+    pub mcnemar_p: Option<f64>,
+}
+
+/// Whether an instruction constrains the reply's length (words, sentences, paragraphs).
+fn is_length_constraint(id: &str) -> bool {
+    category(id) == "length_constraints"
+}
+
 /// One condition's row of the report. Accuracies are fractions in [0, 1].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConditionReport {
@@ -127,6 +162,13 @@ pub struct ConditionReport {
     /// Bootstrap interval of `prompt_loose` itself (the plot's error bars).
     pub prompt_loose_ci: Interval,
     pub mean_response_chars: f64,
+    /// Prompt-level loose accuracy on the prompts without a `length_constraints:*`
+    /// instruction: steering that only shortens replies passes "less than N words" more
+    /// often and "at least N words" less often, so this is the comparison length cannot
+    /// drive directly.
+    pub length_free: LengthFree,
+    /// Replies stuck in a loop, and passes that do not come from one.
+    pub looping: Looping,
     /// Keyed by category, so report.json lists them in a stable (sorted) order.
     pub categories: BTreeMap<String, CategoryAccuracy>,
     /// None for the baseline itself.
@@ -395,6 +437,19 @@ fn summarize(cond: &ConditionResults, aligned: &[&PromptResult]) -> ConditionRep
         // Filled in by the caller, which runs the bootstrap.
         prompt_loose_ci: Interval { low: 0.0, high: 0.0 },
         mean_response_chars: ratio(chars, n),
+        // Filled in by the caller, which knows the baseline's verdicts.
+        length_free: LengthFree {
+            prompts: 0,
+            prompt_loose: None,
+            delta_prompt_loose: None,
+            mcnemar_p: None,
+        },
+        looping: Looping {
+            share: ratio(aligned.iter().filter(|r| r.looping).count(), n),
+            prompt_loose_not_looping: ratio(aligned.iter().filter(|r| passes_not_looping(r)).count(), n),
+            delta: None,
+            mcnemar_p: None,
+        },
         categories,
         vs_baseline: None,
     }
@@ -459,6 +514,42 @@ fn align<'a>(
         .collect()
 }
 
+/// A prompt passed (prompt-level loose) with a reply that does not loop.
+fn passes_not_looping(r: &PromptResult) -> bool {
+    r.prompt_loose && !r.looping
+}
+
+/// Gain and damage of `cond` against `base` (aligned), for a pass criterion.
+fn discordant(base: &[&PromptResult], cond: &[&PromptResult], pass: fn(&PromptResult) -> bool) -> (u64, u64) {
+    let (mut gain, mut damage) = (0, 0);
+    for (b, c) in base.iter().zip(cond) {
+        gain += u64::from(pass(c) && !pass(b));
+        damage += u64::from(pass(b) && !pass(c));
+    }
+    (gain, damage)
+}
+
+/// Prompt-level loose accuracy on the prompts without length constraints, paired with the
+/// baseline's verdicts on them (`base_pass`, aligned with `aligned`).
+fn length_free(aligned: &[&PromptResult], base_pass: &[bool], compare: bool) -> LengthFree {
+    let (mut prompts, mut passed, mut gain, mut damage) = (0usize, 0usize, 0u64, 0u64);
+    for (r, &b) in aligned.iter().zip(base_pass) {
+        if r.instruction_ids.iter().any(|id| is_length_constraint(id)) {
+            continue;
+        }
+        prompts += 1;
+        passed += usize::from(r.prompt_loose);
+        gain += u64::from(r.prompt_loose && !b);
+        damage += u64::from(b && !r.prompt_loose);
+    }
+    LengthFree {
+        prompts,
+        prompt_loose: (prompts > 0).then(|| ratio(passed, prompts)),
+        delta_prompt_loose: (compare && prompts > 0).then(|| (gain as f64 - damage as f64) / prompts as f64),
+        mcnemar_p: (compare && prompts > 0).then(|| mcnemar_exact(damage, gain)),
+    }
+}
+
 /// Build the report. `baseline` names one of `conditions`; every condition must cover exactly
 /// the baseline's prompt keys (in any order) with the same instruction ids.
 pub fn build_report(baseline: &str, conditions: &[ConditionResults], seed: u64) -> Result<Report, ReportError> {
@@ -499,6 +590,12 @@ pub fn build_report(baseline: &str, conditions: &[ConditionResults], seed: u64) 
         let pass: Vec<bool> = aligned.iter().map(|r| r.prompt_loose).collect();
         let (delta_ci, acc_ci) = bootstrap(&base_pass, &pass, seed, BOOTSTRAP_RESAMPLES);
         row.prompt_loose_ci = acc_ci;
+        row.length_free = length_free(&aligned, &base_pass, cond.name != base.name);
+        if cond.name != base.name {
+            let (gain, damage) = discordant(&base_aligned, &aligned, passes_not_looping);
+            row.looping.delta = Some((gain as f64 - damage as f64) / aligned.len() as f64);
+            row.looping.mcnemar_p = Some(mcnemar_exact(damage, gain));
+        }
         if cond.name != base.name {
             let keys_where = |want: bool| -> Vec<i64> {
                 aligned
@@ -627,6 +724,58 @@ pub fn render_markdown(report: &Report, command: &str) -> String {
             pct(c.instruction_strict),
             pct(c.instruction_loose),
             c.mean_response_chars
+        );
+    }
+
+    let length_free = report.condition(&report.baseline).map_or(0, |c| c.length_free.prompts);
+    if length_free > 0 {
+        let _ = writeln!(md, "\n## Without length constraints\n");
+        let _ = writeln!(
+            md,
+            "Prompt-level loose accuracy on the {length_free} prompts that have no `length_constraints:*` \
+             instruction: no instruction there counts words, sentences or paragraphs (a shorter reply can still \
+             pass some of them more easily, e.g. no commas).\n"
+        );
+        let _ = writeln!(md, "| condition | prompt loose | Δ vs baseline | McNemar p |");
+        let _ = writeln!(md, "|---|--:|--:|--:|");
+        for c in &report.conditions {
+            let lf = &c.length_free;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                cell(&c.name),
+                lf.prompt_loose.map_or("—".to_string(), pct),
+                lf.delta_prompt_loose.map_or("—".to_string(), pp),
+                lf.mcnemar_p.map_or("—".to_string(), p_value)
+            );
+        }
+    }
+
+    let _ = writeln!(md, "\n## Looping replies\n");
+    let _ = writeln!(
+        md,
+        "A reply loops when it has at least {} words and fewer than {:.0}% of its word trigrams are distinct \
+         (one passage repeated, usually up to the token limit). A looping reply can still pass instructions \
+         (no commas, lower case, a letter count), so \"not looping\" counts a prompt only when it passes \
+         (prompt-level loose) with a reply that does not loop.\n",
+        crate::eval::repetition::MIN_WORDS,
+        100.0 * crate::eval::repetition::MAX_DISTINCT_TRIGRAM_SHARE
+    );
+    let _ = writeln!(
+        md,
+        "| condition | looping replies | prompt loose, not looping | Δ vs baseline | McNemar p |"
+    );
+    let _ = writeln!(md, "|---|--:|--:|--:|--:|");
+    for c in &report.conditions {
+        let l = &c.looping;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} |",
+            cell(&c.name),
+            pct(l.share),
+            pct(l.prompt_loose_not_looping),
+            l.delta.map_or("—".to_string(), pp),
+            l.mcnemar_p.map_or("—".to_string(), p_value)
         );
     }
 
@@ -1009,6 +1158,7 @@ mod tests {
             prompt_strict: strict.iter().all(|&v| v),
             prompt_loose: loose.iter().all(|&v| v),
             response_chars: chars,
+            looping: false,
         }
     }
 
@@ -1170,6 +1320,92 @@ mod tests {
     }
 
     #[test]
+    fn length_free_subset_leaves_out_prompts_with_length_constraints() {
+        let words = "length_constraints:number_words";
+        let comma = "punctuation:no_comma";
+        let base = condition(
+            "baseline",
+            None,
+            None,
+            vec![
+                prompt(1, &[comma], &[false], &[false], 100),
+                prompt(2, &[comma], &[true], &[true], 100),
+                prompt(3, &[comma, words], &[true, true], &[true, true], 100),
+                prompt(4, &[words], &[false], &[false], 100),
+                prompt(5, &[comma], &[false], &[false], 100),
+            ],
+        );
+        // Gains on 1 and 5, loses 2; the length-constrained prompts (3 fails, 4 passes) do not count.
+        let short = condition(
+            "short",
+            None,
+            None,
+            vec![
+                prompt(1, &[comma], &[true], &[true], 10),
+                prompt(2, &[comma], &[false], &[false], 10),
+                prompt(3, &[comma, words], &[true, false], &[true, false], 10),
+                prompt(4, &[words], &[true], &[true], 10),
+                prompt(5, &[comma], &[true], &[true], 10),
+            ],
+        );
+        let report = build_report("baseline", &[base, short], 7).unwrap();
+        let (b, s) = (&report.conditions[0].length_free, &report.conditions[1].length_free);
+        assert_eq!(
+            (b.prompts, b.prompt_loose, b.delta_prompt_loose, b.mcnemar_p),
+            (3, Some(1.0 / 3.0), None, None)
+        );
+        assert_eq!((s.prompts, s.prompt_loose), (3, Some(2.0 / 3.0)));
+        assert_eq!(s.delta_prompt_loose, Some(1.0 / 3.0));
+        assert_eq!(s.mcnemar_p, Some(mcnemar_exact(1, 2)));
+        let md = render_markdown(&report, "spotlight eval");
+        assert!(
+            md.contains("## Without length constraints") && md.contains("| short | 66.7% |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn passes_from_looping_replies_are_counted_apart() {
+        let comma = "punctuation:no_comma";
+        let looping = |mut p: PromptResult| {
+            p.looping = true;
+            p
+        };
+        let base = condition(
+            "baseline",
+            None,
+            None,
+            vec![
+                prompt(1, &[comma], &[true], &[true], 100),
+                prompt(2, &[comma], &[false], &[false], 100),
+                looping(prompt(3, &[comma], &[true], &[true], 100)),
+                prompt(4, &[comma], &[false], &[false], 100),
+            ],
+        );
+        // Passes 2 and 4 only by looping, and 1 no longer passes: more passes, fewer real ones.
+        let loops = condition(
+            "loops",
+            None,
+            None,
+            vec![
+                looping(prompt(1, &[comma], &[true], &[true], 900)),
+                looping(prompt(2, &[comma], &[true], &[true], 900)),
+                looping(prompt(3, &[comma], &[true], &[true], 900)),
+                looping(prompt(4, &[comma], &[true], &[true], 900)),
+            ],
+        );
+        let report = build_report("baseline", &[base, loops], 7).unwrap();
+        let (b, l) = (&report.conditions[0].looping, &report.conditions[1].looping);
+        assert_eq!((b.share, b.prompt_loose_not_looping, b.delta), (0.25, 0.25, None));
+        assert_eq!((l.share, l.prompt_loose_not_looping), (1.0, 0.0));
+        assert_eq!(l.delta, Some(-0.25));
+        assert_eq!(l.mcnemar_p, Some(mcnemar_exact(1, 0)));
+        assert_eq!(report.conditions[1].prompt_loose, 1.0);
+        let md = render_markdown(&report, "spotlight eval");
+        assert!(md.contains("| loops | 100.0% | 0.0% | -25.0 |"), "{md}");
+    }
+
+    #[test]
     fn comparison_counts_gain_damage_and_pairs_by_key() {
         let base = paired("baseline", 40, |i| i < 20);
         // Passes 0..10 and 20..32: damage = 10 (10..20), gain = 12 (20..32). Given in reverse
@@ -1322,13 +1558,25 @@ mod tests {
             md.contains("Best by prompt-level loose accuracy: `spotlight:0.2:head` at 86.7% (+20.0 pp"),
             "{md}"
         );
-        // Every table row has as many cells as its header.
-        for table_line in md
-            .lines()
-            .filter(|l| l.starts_with("| condition") || l.starts_with("| spotlight"))
-        {
-            assert_eq!(table_line.matches(" |").count(), 11, "{table_line}");
+        // Every table row has as many cells as its table's header.
+        let mut header_cells = None;
+        let mut tables = 0;
+        for line in md.lines() {
+            if !line.starts_with('|') {
+                header_cells = None;
+                continue;
+            }
+            let cells = line.matches('|').count();
+            match header_cells {
+                None => {
+                    header_cells = Some(cells);
+                    tables += 1;
+                }
+                Some(n) => assert_eq!(cells, n, "{line}"),
+            }
         }
+        // accuracy, looping, per category (every sample prompt has a length constraint)
+        assert_eq!(tables, 3);
     }
 
     /// Width and height from a PNG's IHDR chunk, after checking the signature.

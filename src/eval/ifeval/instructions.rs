@@ -341,7 +341,7 @@ impl Instruction {
                 let count = if letter.chars().count() == 1 { count } else { 0 };
                 relation.holds(count, *frequency)
             }
-            Instruction::ResponseLanguage(language) => detect_language(value).is_none_or(|l| l == language),
+            Instruction::ResponseLanguage(language) => detect_language(value).is_none_or(|l| l == *language),
             Instruction::NumberSentences { num, relation } => relation.holds(sentences::count_sentences(value), *num),
             Instruction::NumberParagraphs(num) => check_paragraphs(value, *num),
             Instruction::NumberWords { num, relation } => relation.holds(count_words(value), *num),

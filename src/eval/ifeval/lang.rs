@@ -1,114 +1,42 @@
 //! Language identification for `language:response_language` and the
 //! English checks of `change_case:english_capital` / `english_lowercase`.
 //!
-//! The reference uses Python's `langdetect` (a port of Google's
-//! language-detection: character n-gram naive Bayes over 55 languages with a
-//! random sampling step, so even the reference is not deterministic unless
-//! seeded). This module uses `whatlang` (trigram profiles over 70 languages,
-//! deterministic). They agree on ordinary paragraphs of a single language but
-//! can disagree on:
-//! - short texts (a few words), where both are guessing;
-//! - mixed text, e.g. a Hindi answer full of English terms or code, or an
-//!   answer that repeats an English prompt before answering in another
-//!   language: langdetect weighs n-grams, whatlang first picks the dominant
-//!   script and then a language within it;
-//! - languages sharing a script: Hindi/Marathi/Nepali (Devanagari),
-//!   Persian/Urdu/Arabic, Russian/Bulgarian/Ukrainian, Spanish/Portuguese/
-//!   Italian, Danish/Norwegian, Indonesian/Malay (whatlang has no Malay);
-//! - upper-case-only text (`english_capital`), which neither was trained on;
-//! - languages only one of them knows (e.g. langdetect's Somali or Albanian,
-//!   whatlang's Esperanto or Zulu), which the other then reports as a
-//!   neighbour.
+//! The reference calls Python's `langdetect` 1.0.9 (a port of Google's
+//! language-detection: character n-gram naive Bayes over 55 languages). Its
+//! answer comes from a random walk over the text's n-grams, so other
+//! detectors (whatlang, lingua) disagree with it on short, mixed or
+//! same-script texts — on our IFEval runs whatlang disagreed on about one
+//! `response_language` verdict in ten, and it has no Swahili, which IFEval
+//! asks for. The `langdetect` crate reproduces langdetect's walk bit for bit;
+//! with a fixed seed its answers equal langdetect's with
+//! `DetectorFactory.seed = 0`. The reference itself does not seed, so two
+//! runs of it can differ on borderline texts; seed 0 is the usual way to make
+//! it reproducible, and the one `scripts/official-ifeval/score.py` uses.
 //!
-//! langdetect raises on text without letters and the reference then counts
-//! the instruction as followed; `whatlang` returns `None` there, and
-//! [`detect_language`] passes that on so callers can do the same.
+//! langdetect raises on text without usable letters and the reference then
+//! counts the instruction as followed; [`detect_language`] returns `None`
+//! there so callers can do the same.
 
-use whatlang::Lang;
+use langdetect::{DetectorFactory, Seed};
+use std::sync::OnceLock;
 
-/// The ISO 639-1 code of the detected language, `None` when no language can
-/// be detected (no letters at all).
-///
-/// Codes follow langdetect where it deviates from plain ISO 639-1 (`no` for
-/// Norwegian Bokmål, `tl` for Tagalog), except that Mandarin maps to `zh`
-/// rather than langdetect's `zh-cn`/`zh-tw`, since kwargs use ISO codes.
-pub(crate) fn detect_language(text: &str) -> Option<&'static str> {
-    whatlang::detect(text).map(|info| iso_639_1(info.lang()))
+/// The seed the reference is run with to make it deterministic.
+const SEED: i128 = 0;
+
+fn factory() -> &'static DetectorFactory {
+    static SEEDED: OnceLock<DetectorFactory> = OnceLock::new();
+    SEEDED.get_or_init(|| {
+        let mut f = DetectorFactory::builtin().clone();
+        f.seed = Seed::int(SEED);
+        f
+    })
 }
 
-fn iso_639_1(lang: Lang) -> &'static str {
-    match lang {
-        Lang::Epo => "eo",
-        Lang::Eng => "en",
-        Lang::Rus => "ru",
-        Lang::Cmn => "zh",
-        Lang::Spa => "es",
-        Lang::Por => "pt",
-        Lang::Ita => "it",
-        Lang::Ben => "bn",
-        Lang::Fra => "fr",
-        Lang::Deu => "de",
-        Lang::Ukr => "uk",
-        Lang::Kat => "ka",
-        Lang::Ara => "ar",
-        Lang::Hin => "hi",
-        Lang::Jpn => "ja",
-        Lang::Heb => "he",
-        Lang::Yid => "yi",
-        Lang::Pol => "pl",
-        Lang::Amh => "am",
-        Lang::Jav => "jv",
-        Lang::Kor => "ko",
-        Lang::Nob => "no",
-        Lang::Dan => "da",
-        Lang::Swe => "sv",
-        Lang::Fin => "fi",
-        Lang::Tur => "tr",
-        Lang::Nld => "nl",
-        Lang::Hun => "hu",
-        Lang::Ces => "cs",
-        Lang::Ell => "el",
-        Lang::Bul => "bg",
-        Lang::Bel => "be",
-        Lang::Mar => "mr",
-        Lang::Kan => "kn",
-        Lang::Ron => "ro",
-        Lang::Slv => "sl",
-        Lang::Hrv => "hr",
-        Lang::Srp => "sr",
-        Lang::Mkd => "mk",
-        Lang::Lit => "lt",
-        Lang::Lav => "lv",
-        Lang::Est => "et",
-        Lang::Tam => "ta",
-        Lang::Vie => "vi",
-        Lang::Urd => "ur",
-        Lang::Tha => "th",
-        Lang::Guj => "gu",
-        Lang::Uzb => "uz",
-        Lang::Pan => "pa",
-        Lang::Aze => "az",
-        Lang::Ind => "id",
-        Lang::Tel => "te",
-        Lang::Pes => "fa",
-        Lang::Mal => "ml",
-        Lang::Ori => "or",
-        Lang::Mya => "my",
-        Lang::Nep => "ne",
-        Lang::Sin => "si",
-        Lang::Khm => "km",
-        Lang::Tuk => "tk",
-        Lang::Aka => "ak",
-        Lang::Zul => "zu",
-        Lang::Sna => "sn",
-        Lang::Afr => "af",
-        Lang::Lat => "la",
-        Lang::Slk => "sk",
-        Lang::Cat => "ca",
-        Lang::Tgl => "tl",
-        Lang::Hye => "hy",
-        Lang::Cym => "cy",
-    }
+/// langdetect's code for the detected language (ISO 639-1 apart from
+/// `zh-cn`/`zh-tw`, compared as is, like the reference does), `None` when
+/// langdetect finds nothing to detect.
+pub(crate) fn detect_language(text: &str) -> Option<String> {
+    factory().detect(text).ok()
 }
 
 #[cfg(test)]
@@ -116,27 +44,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_whatlang_language_has_a_two_letter_code() {
-        for lang in Lang::all() {
-            let code = iso_639_1(*lang);
-            assert_eq!(code.len(), 2, "{lang:?}");
-        }
+    fn detects_common_languages() {
+        let en = "The quick brown fox jumps over the lazy dog and keeps running through the field.";
+        assert_eq!(detect_language(en).as_deref(), Some("en"));
+        let fr = "Le renard brun rapide saute par-dessus le chien paresseux et continue sa course.";
+        assert_eq!(detect_language(fr).as_deref(), Some("fr"));
+        let kn = "ನಮಸ್ಕಾರ, ನೀವು ಹೇಗಿದ್ದೀರಿ? ಇಂದು ಹವಾಮಾನ ತುಂಬಾ ಚೆನ್ನಾಗಿದೆ.";
+        assert_eq!(detect_language(kn).as_deref(), Some("kn"));
+        let sw = "Habari za asubuhi, rafiki yangu. Leo tutakwenda sokoni kununua matunda na mboga.";
+        assert_eq!(detect_language(sw).as_deref(), Some("sw"));
+        assert_eq!(detect_language("1234 !!! ..."), None);
     }
 
     #[test]
-    fn detects_common_languages() {
-        assert_eq!(
-            detect_language("The quick brown fox jumps over the lazy dog and keeps running through the field."),
-            Some("en")
-        );
-        assert_eq!(
-            detect_language("Le renard brun rapide saute par-dessus le chien paresseux et continue sa course."),
-            Some("fr")
-        );
-        assert_eq!(
-            detect_language("ನಮಸ್ಕಾರ, ನೀವು ಹೇಗಿದ್ದೀರಿ? ಇಂದು ಹವಾಮಾನ ತುಂಬಾ ಚೆನ್ನಾಗಿದೆ."),
-            Some("kn")
-        );
-        assert_eq!(detect_language("1234 !!! ..."), None);
+    fn the_seed_makes_borderline_texts_reproducible() {
+        // Mixed text, where langdetect's random walk decides; every call answers alike.
+        let mixed = "Namaste! यह एक छोटा सा text है with English words mixed in.";
+        let first = detect_language(mixed);
+        assert!(first.is_some());
+        for _ in 0..20 {
+            assert_eq!(detect_language(mixed), first);
+        }
     }
 }

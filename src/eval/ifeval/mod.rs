@@ -12,8 +12,8 @@
 //!   numbers, ellipses) instead of NLTK's pre-trained Punkt model, which is
 //!   third-party data; sentence counts agree with it on 97-99.6% of natural
 //!   texts (see the `sentences` module for what differs).
-//! - Language identification uses `whatlang` instead of `langdetect`; see
-//!   the `lang` module for where they can disagree.
+//! - Language identification is langdetect's, reproduced by the `langdetect`
+//!   crate with seed 0; the reference does not seed it (see the `lang` module).
 //! - Arguments the reference would fill with random values (missing,
 //!   negative or empty kwargs) are reported as errors instead.
 //! - `keywords:letter_frequency` counts any single character, as the current
