@@ -73,7 +73,7 @@ fn span_from_turn_one_stays_steered_and_alpha_command_takes_effect() {
     assert!(!turn(1).is_empty() && !turn(3).is_empty());
     assert!(turn(1)
         .iter()
-        .all(|l| (l["alpha"].as_f64().unwrap() - 0.1).abs() < 1e-6));
+        .all(|l| (l["alpha"].as_f64().unwrap() - 0.2).abs() < 1e-6));
     for line in turn(3) {
         assert!(
             (line["alpha"].as_f64().unwrap() - 0.3).abs() < 1e-6,

@@ -121,6 +121,23 @@ fn bad_option_values() {
         2,
         "token",
     );
+    let out = std::env::temp_dir().join(format!("spotlight-cli-eval-{}", std::process::id()));
+    assert_fails(
+        &spotlight(&[
+            "eval",
+            "--model",
+            m,
+            "--data",
+            "prompts.jsonl",
+            "--repeat-penalty",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        1,
+        "--repeat-penalty must be a positive number",
+    );
+    assert!(!out.exists(), "nothing is written for a rejected option");
 }
 
 #[test]
@@ -155,6 +172,6 @@ fn short_aliases_and_json_shape() {
         assert!(v.get(key).is_some(), "--json lacks {key}");
     }
     assert!(v["timings"]["prompt_tokens_per_s"].as_f64().unwrap() > 0.0);
-    assert_eq!(v["steering"]["granularity"], "head");
+    assert_eq!(v["steering"]["granularity"], "layer");
     assert!(!v["span_token_positions"].as_array().unwrap().is_empty());
 }

@@ -25,6 +25,8 @@ fn run_plot_and_plot_command_write_decodable_images() {
             "2",
         ])
         .args([
+            "--alpha",
+            "0.1",
             "--granularity",
             "head",
             "--trace",

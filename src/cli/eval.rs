@@ -80,6 +80,12 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     if args.parallel == 0 || args.max_tokens == 0 {
         bail!("--parallel and --max-tokens must be at least 1");
     }
+    if !(args.repeat_penalty > 0.0 && args.repeat_penalty.is_finite()) {
+        bail!(
+            "--repeat-penalty must be a positive number (1.0 = off), got {}",
+            args.repeat_penalty
+        );
+    }
     let mut items = data::load(&args.data)?;
     if let Some(limit) = args.limit {
         items.truncate(limit);
@@ -112,6 +118,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         sampling: SamplingParams {
             temp: args.temp,
             seed: args.seed as u32,
+            repeat_penalty: args.repeat_penalty,
             ..SamplingParams::default()
         },
         forced: None,
