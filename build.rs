@@ -1,7 +1,19 @@
 //! Builds the vendored llama.cpp with our patches applied:
 //! vendor/llama.cpp (pristine) → OUT_DIR/llama.cpp (copy + patches/NNNN-*.patch) → cmake → static libs.
-//! Rust bindings are pre-generated in src/llama/sys.rs; `--features bindgen` regenerates them.
+//! Rust bindings are pre-generated in src/llama/sys_generated.rs; `--features bindgen` regenerates them
+//! (scripts/regen-bindings.sh), and the build fails when they no longer belong to the patched
+//! headers (build/bindings.rs checks src/llama/bindings.sha256).
+//!
+//! CPU instruction sets (see `CpuTarget`): native builds use `-march=native` without AMX unless
+//! `SPOTLIGHT_AMX=1`, because ggml's AMX kernels die with SIGILL on some AMX machines (tile
+//! permission requested on one thread only; see issue "Runs on every x86-64 CPU").
+//! `SPOTLIGHT_PORTABLE=1` (or `v3`) targets x86-64-v3 (AVX2, FMA, F16C, BMI2);
+//! `SPOTLIGHT_PORTABLE=baseline` enables no extension beyond x86-64 itself.
 
+#[path = "build/bindings.rs"]
+// a bindgen build records the bindings instead of checking them
+#[cfg_attr(feature = "bindgen", allow(dead_code))]
+mod bindings;
 #[path = "build/patch.rs"]
 mod patch;
 
@@ -21,7 +33,13 @@ fn main() {
     println!("cargo:rerun-if-changed=vendor/llama.cpp");
     println!("cargo:rerun-if-changed=patches");
     println!("cargo:rerun-if-changed=build/patch.rs");
+    println!("cargo:rerun-if-changed=build/bindings.rs");
+    println!("cargo:rerun-if-changed={}", bindings::RECORD);
+    println!("cargo:rerun-if-changed={}", bindings::BINDINGS);
     println!("cargo:rerun-if-env-changed=SPOTLIGHT_PORTABLE");
+    println!("cargo:rerun-if-env-changed=SPOTLIGHT_AMX");
+    println!("cargo:rerun-if-env-changed=CC");
+    println!("cargo:rerun-if-env-changed=CXX");
     println!("cargo:rerun-if-env-changed=CUDA_PATH");
 
     if !vendor.join("CMakeLists.txt").exists() {
@@ -34,11 +52,21 @@ fn main() {
     let patches = patch::list_patches(&patches_dir)
         .unwrap_or_else(|e| fail(&format!("cannot list {}: {e}", patches_dir.display())));
     let patched = patch::apply_patches(&vendor, &patches).unwrap_or_else(|e| fail(&e.to_string()));
+    let read_patched = |rel: &str| {
+        patched
+            .get(rel)
+            .map(|text| text.clone().into_bytes())
+            .or_else(|| fs::read(vendor.join(rel)).ok())
+    };
+    let headers = bindings::headers(&read_patched).unwrap_or_else(|e| fail(&e));
+    // Before the cmake build, so stale bindings fail in a second rather than after minutes.
+    #[cfg(not(feature = "bindgen"))]
+    bindings::check_committed(&manifest, &headers).unwrap_or_else(|e| fail(&e));
 
     // One llama.cpp build per configuration, shared by every build-script run of this crate
     // (check, clippy, test and release builds each get their own OUT_DIR; without this each
     // would compile llama.cpp again). Cargo's lock on the target directory serializes access.
-    let shared = shared_build_dir(&out);
+    let shared = shared_build_dir(&out, &CpuTarget::from_env());
     let src = shared.join("llama.cpp");
     sync_tree(&vendor, &src, &patched);
     // The integrity test re-applies the patches and compares against this tree.
@@ -52,29 +80,39 @@ fn main() {
             .join(",")
     );
 
-    let dst = build_llama(&src, &shared.join("cmake"));
+    let cpu = CpuTarget::from_env();
+    println!("cargo:rustc-env=SPOTLIGHT_CPU_BUILD={}", cpu.describe());
+    let dst = build_llama(&src, &shared.join("cmake"), &cpu);
     link(&dst);
 
     #[cfg(feature = "bindgen")]
-    generate_bindings(&src, &out);
+    {
+        generate_bindings(&src, &out);
+        // scripts/regen-bindings.sh copies this next to the bindings it copies
+        let generated = fs::read(out.join("bindings.rs")).unwrap_or_else(|e| fail(&format!("read bindings.rs: {e}")));
+        fs::write(out.join("bindings.sha256"), bindings::record(&headers, &generated))
+            .unwrap_or_else(|e| fail(&format!("write bindings.sha256: {e}")));
+    }
 }
 
 /// `<target-dir>/llama-cpp/<configuration>`: OUT_DIR is `<target-dir>/<profile>/build/<pkg>/out`.
-fn shared_build_dir(out: &Path) -> PathBuf {
+/// The key names every setting that changes the compiled code, so check, clippy, test and
+/// release builds made under the same environment share one build and differing ones never do.
+fn shared_build_dir(out: &Path, cpu: &CpuTarget) -> PathBuf {
     let target_dir = out.ancestors().nth(4).unwrap_or(out);
-    let portable = env::var("SPOTLIGHT_PORTABLE").is_ok_and(|v| !v.is_empty() && v != "0");
     let mut key = env::var("TARGET").unwrap_or_else(|_| "host".into());
     for (on, name) in [
         (cfg!(feature = "cuda"), "cuda"),
         (cfg!(feature = "metal"), "metal"),
         (cfg!(feature = "openmp"), "openmp"),
-        (portable, "portable"),
     ] {
         if on {
             key.push('-');
             key.push_str(name);
         }
     }
+    key.push('-');
+    key.push_str(cpu.key());
     target_dir.join("llama-cpp").join(key)
 }
 
@@ -143,8 +181,105 @@ fn on_off(b: bool) -> &'static str {
     }
 }
 
-fn build_llama(src: &Path, out_dir: &Path) -> PathBuf {
-    let portable = env::var("SPOTLIGHT_PORTABLE").is_ok_and(|v| !v.is_empty() && v != "0");
+/// Which x86 instruction sets llama.cpp is compiled for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum CpuLevel {
+    /// `-march=native`: whatever the build machine has.
+    Native,
+    /// x86-64-v3: ggml's non-native defaults (SSE4.2, AVX, AVX2, BMI2, FMA, F16C).
+    PortableV3,
+    /// No extension beyond x86-64 (SSE2): runs on every x86-64 CPU.
+    Baseline,
+}
+
+struct CpuTarget {
+    level: CpuLevel,
+    /// AMX tiles allowed in native builds (opt-in: needs a kernel and ggml that handle AMX).
+    amx: bool,
+    x86: bool,
+}
+
+impl CpuTarget {
+    fn from_env() -> Self {
+        let level = match env::var("SPOTLIGHT_PORTABLE").unwrap_or_default().trim() {
+            "" | "0" => CpuLevel::Native,
+            "1" | "v3" | "x86-64-v3" => CpuLevel::PortableV3,
+            "baseline" | "x86-64" => CpuLevel::Baseline,
+            other => fail(&format!(
+                "SPOTLIGHT_PORTABLE={other:?} is not understood: use 1 (or v3) for x86-64-v3, \
+                 baseline for plain x86-64, or leave it unset for a native build"
+            )),
+        };
+        let amx = match env::var("SPOTLIGHT_AMX").unwrap_or_default().trim() {
+            "" | "0" => false,
+            "1" => true,
+            other => fail(&format!("SPOTLIGHT_AMX={other:?} is not understood: use 1 or 0")),
+        };
+        let x86 = env::var("CARGO_CFG_TARGET_ARCH").is_ok_and(|a| a == "x86_64" || a == "x86");
+        if amx && level != CpuLevel::Native {
+            fail("SPOTLIGHT_AMX=1 applies to native builds only; unset SPOTLIGHT_PORTABLE");
+        }
+        CpuTarget { level, amx, x86 }
+    }
+
+    fn key(&self) -> &'static str {
+        match (self.level, self.amx) {
+            (CpuLevel::Native, false) => "native",
+            (CpuLevel::Native, true) => "native-amx",
+            (CpuLevel::PortableV3, _) => "portable",
+            (CpuLevel::Baseline, _) => "baseline",
+        }
+    }
+
+    /// One line for `spotlight --version`.
+    fn describe(&self) -> String {
+        let level = match self.level {
+            CpuLevel::Native => "native (-march=native)",
+            CpuLevel::PortableV3 => "portable x86-64-v3 (AVX2 FMA F16C BMI2)",
+            CpuLevel::Baseline => "portable baseline x86-64 (no SIMD beyond SSE2)",
+        };
+        let amx = if !self.x86 {
+            "AMX n/a"
+        } else if self.amx {
+            "AMX on (SPOTLIGHT_AMX=1)"
+        } else {
+            "AMX off"
+        };
+        format!("{level}, {amx}")
+    }
+
+    /// Flags for both the C and the C++ compiler.
+    fn compiler_flags(&self) -> Vec<&'static str> {
+        if !self.x86 || self.amx || self.level != CpuLevel::Native {
+            return Vec::new();
+        }
+        // GCC and Clang let an explicit -mno-X win over what -march=native implies, whatever the
+        // order. A compiler that does not know the flags cannot emit AMX either.
+        const NO_AMX: [&str; 3] = ["-mno-amx-tile", "-mno-amx-int8", "-mno-amx-bf16"];
+        let c = env::var("CC").unwrap_or_else(|_| "cc".into());
+        let cxx = env::var("CXX").unwrap_or_else(|_| "c++".into());
+        if accepts_flags(&c, "c", &NO_AMX) && accepts_flags(&cxx, "c++", &NO_AMX) {
+            NO_AMX.to_vec()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// Whether `compiler` compiles an empty translation unit with `flags`.
+fn accepts_flags(compiler: &str, lang: &str, flags: &[&str]) -> bool {
+    let probe = std::process::Command::new(compiler)
+        .args(flags)
+        .args(["-x", lang, "-fsyntax-only", "-"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    probe.is_ok_and(|s| s.success())
+}
+
+fn build_llama(src: &Path, out_dir: &Path, cpu: &CpuTarget) -> PathBuf {
+    let portable = cpu.level != CpuLevel::Native;
     let mut cfg = cmake::Config::new(src);
     cfg.out_dir(out_dir)
         .profile("Release")
@@ -165,6 +300,15 @@ fn build_llama(src: &Path, out_dir: &Path) -> PathBuf {
         .define("GGML_METAL_EMBED_LIBRARY", on_off(cfg!(feature = "metal")))
         .define("GGML_BLAS", "OFF")
         .define("GGML_RPC", "OFF");
+    if cpu.level == CpuLevel::Baseline {
+        for ext in ["SSE42", "AVX", "AVX2", "BMI2", "FMA", "F16C", "AVX_VNNI", "AVX512"] {
+            cfg.define(format!("GGML_{ext}"), "OFF");
+        }
+    }
+    for flag in cpu.compiler_flags() {
+        cfg.cflag(flag);
+        cfg.cxxflag(flag);
+    }
     if cfg!(feature = "cuda") {
         // No VMM keeps the driver library optional at link time on machines without it.
         cfg.define("GGML_CUDA_NCCL", "OFF");

@@ -8,4 +8,9 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo run --quiet -- pull
+# First a quick run of the binary on the model: a build that uses an instruction this CPU or OS
+# does not allow (SIGILL) fails here with the signal named, before any longer test.
+cargo test --test smoke
+PYTHONPATH="$(bash scripts/python-test-deps.sh)${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH
 cargo test

@@ -6,8 +6,13 @@
 //! - [`models`]: the default model and how to fetch it.
 //! - [`plot`]: attention-share heatmaps from traces; [`eval`]: instruction-following evaluation.
 
+// `unsafe` belongs in the FFI wrapper only; everything else gets safe handles from it.
+#![deny(unsafe_code)]
+
 pub mod eval;
+#[allow(unsafe_code)]
 pub mod llama;
 pub mod models;
 pub mod plot;
+pub mod serve;
 pub mod spotlight;

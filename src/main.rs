@@ -1,5 +1,8 @@
 //! `spotlight`: the command-line tool.
 
+// The binary calls only the library's safe API; `unsafe` lives in `spotlight::llama`.
+#![deny(unsafe_code)]
+
 mod cli;
 
 use clap::{CommandFactory, FromArgMatches};
@@ -8,10 +11,13 @@ use std::process::ExitCode;
 /// `--version`: our version, the vendored llama.cpp, the patches, and what the build supports.
 fn long_version() -> &'static str {
     let text = format!(
-        "{}\nllama.cpp {} (vendored from crates.io llama-cpp-sys-2 0.1.161), patches: {}\n{}",
+        "{}\nllama.cpp {} (vendored from crates.io llama-cpp-sys-2 0.1.161), patches: {}\n\
+         CPU build: {}; compiled for: {}\n{}",
         env!("CARGO_PKG_VERSION"),
         "0.6.0-dev",
         env!("SPOTLIGHT_PATCHES"),
+        env!("SPOTLIGHT_CPU_BUILD"),
+        spotlight::llama::compiled_cpu_features().join(" "),
         spotlight::llama::system_info().trim()
     );
     Box::leak(text.into_boxed_str())
@@ -34,6 +40,16 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    let missing = spotlight::llama::unsupported_cpu_features();
+    if !missing.is_empty() {
+        eprintln!(
+            "error: this build of llama.cpp uses {} but this CPU does not support {}; rebuild on this \
+             machine (cargo build) or with SPOTLIGHT_PORTABLE=1 (x86-64-v3) or SPOTLIGHT_PORTABLE=baseline",
+            missing.join(", "),
+            if missing.len() == 1 { "it" } else { "them" }
+        );
+        return ExitCode::from(3);
+    }
     match cli::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,5 +1,8 @@
 //! What build.rs compiled is exactly vendor/llama.cpp with patches/ applied, nothing else.
 
+#[path = "../build/bindings.rs"]
+#[allow(dead_code)]
+mod bindings;
 #[path = "../build/patch.rs"]
 #[allow(dead_code)]
 mod patch;
@@ -83,4 +86,55 @@ fn a_patch_that_does_not_fit_fails_loudly() {
     let out = patch::apply_patches(&dir, &[good]).unwrap();
     assert_eq!(out["src/a.txt"], "one\n2\nthree\n");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The headers bindgen reads, from the tree build.rs compiled.
+fn built_headers() -> std::collections::BTreeMap<String, Vec<u8>> {
+    let built = PathBuf::from(env!("SPOTLIGHT_PATCHED_SRC"));
+    bindings::headers(&|rel: &str| std::fs::read(built.join(rel)).ok()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn committed_bindings_belong_to_the_patched_headers() {
+    let headers = built_headers();
+    for h in ["include/llama.h", "ggml/include/ggml.h", "ggml/include/ggml-backend.h"] {
+        assert!(headers.contains_key(h), "bindgen reads {h}: {:?}", headers.keys());
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    bindings::check_committed(manifest, &headers).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// What build.rs says when a patch changed llama.h but the bindings were not regenerated, or
+/// the bindings were edited by hand.
+#[test]
+fn stale_or_edited_bindings_are_refused_naming_the_script() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let committed = std::fs::read_to_string(manifest.join(bindings::RECORD)).unwrap();
+    let generated = std::fs::read(manifest.join(bindings::BINDINGS)).unwrap();
+    let mut headers = built_headers();
+    assert!(bindings::compare(&bindings::record(&headers, &generated), &committed).is_ok());
+
+    let mut edited = generated.clone();
+    edited.extend_from_slice(b"\n// edited\n");
+    let err = bindings::compare(&bindings::record(&headers, &edited), &committed).unwrap_err();
+    assert!(
+        err.contains("edited by hand") && err.contains("scripts/regen-bindings.sh"),
+        "{err}"
+    );
+
+    headers
+        .get_mut("include/llama.h")
+        .unwrap()
+        .extend_from_slice(b"\nLLAMA_API void llama_new_hook(void);\n");
+    headers.insert("ggml/include/ggml-new.h".into(), b"// new\n".to_vec());
+    let err = bindings::compare(&bindings::record(&headers, &generated), &committed).unwrap_err();
+    for needle in [
+        "include/llama.h changed",
+        "ggml/include/ggml-new.h is new",
+        "src/llama/bindings.sha256",
+        "scripts/regen-bindings.sh",
+    ] {
+        assert!(err.contains(needle), "{needle:?} in: {err}");
+    }
+    assert!(!err.contains("edited by hand"), "{err}");
 }

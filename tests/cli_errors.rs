@@ -32,6 +32,15 @@ fn missing_model_file() {
 }
 
 #[test]
+fn directory_as_model_is_named_once() {
+    let dir = std::env::temp_dir();
+    let out = spotlight(&["run", "--model", dir.to_str().unwrap(), "hi"]);
+    assert_fails(&out, 1, "is a directory, not a GGUF model file");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("directory").count(), 1, "said once: {stderr}");
+}
+
+#[test]
 fn file_that_is_not_gguf() {
     let path = temp_file("notes.gguf", b"just some text, not a model\n");
     let out = spotlight(&["run", "--model", path.to_str().unwrap(), "hi"]);
@@ -106,10 +115,11 @@ fn forced_flash_attention_with_highlights() {
 fn bad_option_values() {
     let model = model_path();
     let m = model.to_str().unwrap();
+    // refused by the argument parser now, with the message every command shares (see below)
     assert_fails(
         &spotlight(&["run", "--model", m, "--alpha", "1.5", "hi"]),
-        1,
-        "--alpha must be in [0, 1)",
+        2,
+        "alpha (τ) must be in [0, 1)",
     );
     assert_fails(
         &spotlight(&["run", "--model", m, "--layers", "0,99", "Say **hi**."]),
@@ -138,6 +148,26 @@ fn bad_option_values() {
         "--repeat-penalty must be a positive number",
     );
     assert!(!out.exists(), "nothing is written for a rejected option");
+}
+
+/// τ ≥ 1 used to pass `chat --alpha` unchecked (and the model emitted garbage); every command
+/// now parses τ the same way, so both refuse it before loading any model, in the same words.
+#[test]
+fn alpha_out_of_range_is_refused_alike_by_run_and_chat() {
+    let run = spotlight(&["run", "--model", "/nonexistent/model.gguf", "--alpha", "1.5", "hi"]);
+    let chat = spotlight(&["chat", "--model", "/nonexistent/model.gguf", "--alpha", "1.5"]);
+    let message = "alpha (τ) must be in [0, 1), not 1.5; 0 turns steering off";
+    assert_fails(&run, 2, message);
+    assert_fails(&chat, 2, message);
+    let reason = |out: &Output| {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        stderr.lines().next().unwrap_or_default().to_string()
+    };
+    assert_eq!(reason(&run), reason(&chat), "the same first line of the error");
+    for bad in ["-0.1", "1", "NaN", "x"] {
+        let out = spotlight(&["chat", "--model", "/nonexistent/model.gguf", "--alpha", bad]);
+        assert_fails(&out, 2, "alpha (τ) must be");
+    }
 }
 
 #[test]

@@ -23,7 +23,7 @@ pub fn annotate(args: &AnnotateArgs) -> anyhow::Result<()> {
     let (mut pairs, mut found) = (0usize, 0usize);
     let mut missing = Vec::new();
     for p in &prompts {
-        let a = annotate_prompt(p.key, &p.prompt, &p.instruction_id_list, &p.kwargs);
+        let a = annotate_prompt(&p.key, &p.prompt, &p.instruction_id_list, &p.kwargs);
         pairs += p.instruction_id_list.len();
         found += p.instruction_id_list.len() - a.unmatched.len();
         if !a.unmatched.is_empty() {

@@ -1,7 +1,9 @@
 //! clap definitions. Every option has a long form; llama.cpp's multi-letter short forms
 //! (`-ngl`, `-fa`) are rewritten to their long forms before parsing.
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use spotlight::spotlight::{Alpha, Granularity, LayerSelection, SteerConfig, DEFAULT_ALPHA, DEFAULT_GRANULARITY};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -38,6 +40,8 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Measure prompt and generation speed of stock and steered contexts (ratios in one run).
     Bench(BenchArgs),
+    /// OpenAI-compatible HTTP server; `**markup**` or `spotlight.highlights` steer each request.
+    Serve(Box<super::serve::ServeArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -53,26 +57,64 @@ pub enum OnOff {
     Off,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum GranularityArg {
-    Head,
-    Layer,
+/// Which model to load and how to compute with it: the options every command that loads a
+/// model shares.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// GGUF model file [default: the model fetched by `spotlight pull`].
+    #[arg(short = 'm', long = "model", value_name = "MODEL")]
+    pub path: Option<PathBuf>,
+    /// CPU threads [default: all cores; bench: 2].
+    #[arg(short = 't', long, value_parser = clap::value_parser!(i32).range(1..))]
+    pub threads: Option<i32>,
+    /// Layers to offload to the GPU (GPU builds only).
+    #[arg(long, default_value_t = 99, allow_negative_numbers = true)]
+    pub n_gpu_layers: i32,
+    /// Show llama.cpp's logs.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
-/// Default τ of `run` and `chat`, chosen from the IFEval run on the default model
-/// (docs/results/ifeval-smollm2): 0.2 per layer followed the most instructions, greedy and with
-/// a repetition penalty, and shortened replies less than per-head steering.
-pub const DEFAULT_ALPHA: f32 = 0.2;
-/// Default granularity of `run` and `chat` (see [`DEFAULT_ALPHA`]).
-pub const DEFAULT_GRANULARITY: GranularityArg = GranularityArg::Layer;
+/// How to steer: parsed here once (τ through [`Alpha`], so a τ outside [0, 1) is refused by
+/// the parser with the same message for every command).
+#[derive(Debug, Clone, Args)]
+pub struct SteerArgs {
+    /// Target attention share τ of highlighted tokens, in [0, 1); 0 turns steering off. Larger
+    /// steers harder. The default, 0.2 per layer, followed the most IFEval instructions with the
+    /// default model (the paper's 0.1 gained about half as much); greedy replies loop more
+    /// unless --repeat-penalty is set (docs/results/ifeval-smollm2). In chat, `/alpha` changes it.
+    // negative numbers are taken as values so that `--alpha -0.1` gets the range message
+    #[arg(long, default_value_t = DEFAULT_ALPHA, allow_negative_numbers = true)]
+    pub alpha: Alpha,
+    /// Correct per layer with one shared bias (heads keep their differences), or per attention
+    /// head. On IFEval with the default model, per head shortened replies the most. In chat,
+    /// `/granularity` changes it.
+    #[arg(long, default_value_t = DEFAULT_GRANULARITY, value_parser = granularity_parser())]
+    pub granularity: Granularity,
+    /// Layers to steer: `all`, `4-20`, `0,2,5`.
+    #[arg(long, default_value_t = LayerSelection::All)]
+    pub layers: LayerSelection,
+}
+
+impl SteerArgs {
+    /// SpotLight as the options ask (observation only for τ = 0), without tracing.
+    pub fn config(&self) -> SteerConfig {
+        SteerConfig::spotlight(self.alpha, self.granularity, self.layers.clone())
+    }
+}
+
+/// `--granularity`: the choices listed in help and completions, converted by
+/// [`Granularity`]'s `FromStr` (the one parser of the names).
+fn granularity_parser() -> impl TypedValueParser<Value = Granularity> {
+    PossibleValuesParser::new(Granularity::ALL.map(Granularity::name)).try_map(|s| s.parse::<Granularity>())
+}
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The prompt (also: --prompt, --file, or standard input).
     pub prompt_arg: Option<String>,
-    /// GGUF model file [default: the model fetched by `spotlight pull`].
-    #[arg(short = 'm', long)]
-    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// The prompt.
     #[arg(short = 'p', long, conflicts_with = "prompt_arg")]
     pub prompt: Option<String>,
@@ -94,12 +136,6 @@ pub struct RunArgs {
     /// Physical batch size.
     #[arg(long, default_value_t = 512)]
     pub ubatch_size: u32,
-    /// CPU threads [default: all cores].
-    #[arg(short = 't', long)]
-    pub threads: Option<i32>,
-    /// Layers to offload to the GPU (GPU builds only).
-    #[arg(long, default_value_t = 99, allow_negative_numbers = true)]
-    pub n_gpu_layers: i32,
     /// Sampling temperature (0 = greedy).
     #[arg(long, default_value_t = 0.8)]
     pub temp: f32,
@@ -124,19 +160,8 @@ pub struct RunArgs {
     /// Print one JSON object instead of streaming text.
     #[arg(long)]
     pub json: bool,
-    /// Target attention share τ of highlighted tokens, in [0, 1); 0 turns steering off. Larger
-    /// steers harder. The default, 0.2 per layer, followed the most IFEval instructions with the
-    /// default model (the paper's 0.1 gained about half as much); greedy replies loop more
-    /// unless --repeat-penalty is set (docs/results/ifeval-smollm2).
-    #[arg(long, default_value_t = DEFAULT_ALPHA)]
-    pub alpha: f32,
-    /// Correct per layer with one shared bias (heads keep their differences), or per attention
-    /// head. On IFEval with the default model, per head shortened replies the most.
-    #[arg(long, value_enum, default_value_t = DEFAULT_GRANULARITY)]
-    pub granularity: GranularityArg,
-    /// Layers to steer: `all`, `4-20`, `0,2,5`.
-    #[arg(long, default_value = "all")]
-    pub layers: String,
+    #[command(flatten)]
+    pub steer: SteerArgs,
     /// Parse and strip the markup, but steer nothing.
     #[arg(long)]
     pub no_steer: bool,
@@ -158,9 +183,6 @@ pub struct RunArgs {
     /// With --highlight: highlight every occurrence instead of failing on ambiguity.
     #[arg(long)]
     pub highlight_all: bool,
-    /// Show llama.cpp's logs.
-    #[arg(short = 'v', long)]
-    pub verbose: bool,
     /// No progress bars.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -171,8 +193,8 @@ pub struct EvalArgs {
     /// JSONL prompts: IFEval format, or {key, prompt} with **markup**, `prompt_marked` or `highlights`.
     #[arg(long)]
     pub data: PathBuf,
-    #[arg(short = 'm', long)]
-    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Comma-separated: baseline, emphasis, spotlight:τ[:head|layer], static:b.
     #[arg(long, default_value = "baseline,emphasis,spotlight:0.2")]
     pub conditions: String,
@@ -203,12 +225,6 @@ pub struct EvalArgs {
     /// Output directory (responses-*.jsonl, report.md, report.json, accuracy.png); reruns resume.
     #[arg(short = 'o', long, default_value = "eval-out")]
     pub out: PathBuf,
-    #[arg(short = 't', long)]
-    pub threads: Option<i32>,
-    #[arg(long, default_value_t = 99, allow_negative_numbers = true)]
-    pub n_gpu_layers: i32,
-    #[arg(short = 'v', long)]
-    pub verbose: bool,
     #[arg(short = 'q', long)]
     pub quiet: bool,
 }
@@ -239,9 +255,8 @@ pub struct PlotArgs {
 
 #[derive(Debug, Args)]
 pub struct ChatArgs {
-    /// GGUF model file [default: the pulled default model].
-    #[arg(short = 'm', long)]
-    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// System prompt (may contain highlights).
     #[arg(short = 's', long)]
     pub system: Option<String>,
@@ -250,36 +265,23 @@ pub struct ChatArgs {
     pub n_predict: i64,
     #[arg(short = 'c', long, default_value_t = 4096)]
     pub ctx_size: u32,
-    #[arg(short = 't', long)]
-    pub threads: Option<i32>,
-    #[arg(long, default_value_t = 99, allow_negative_numbers = true)]
-    pub n_gpu_layers: i32,
     #[arg(long, default_value_t = 0.8)]
     pub temp: f32,
     #[arg(long)]
     pub seed: Option<u32>,
-    /// Target attention share τ of highlighted tokens (0 = off); `/alpha` changes it.
-    #[arg(long, default_value_t = DEFAULT_ALPHA)]
-    pub alpha: f32,
-    /// Per layer or per head; `/granularity` changes it.
-    #[arg(long, value_enum, default_value_t = DEFAULT_GRANULARITY)]
-    pub granularity: GranularityArg,
-    #[arg(long, default_value = "all")]
-    pub layers: String,
+    #[command(flatten)]
+    pub steer: SteerArgs,
     /// Write per-layer span shares of every decode step (with a `turn` field) as JSON lines.
     #[arg(long)]
     pub trace: Option<PathBuf>,
-    #[arg(short = 'v', long)]
-    pub verbose: bool,
     #[arg(short = 'q', long)]
     pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// GGUF model file [default: the pulled default model].
-    #[arg(short = 'm', long)]
-    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Prompt lengths, comma-separated (tg is measured after each, at that depth).
     #[arg(short = 'p', long, default_value = "512,2048")]
     pub n_prompt: String,
@@ -289,20 +291,13 @@ pub struct BenchArgs {
     /// Measured repetitions per configuration (after one warm-up).
     #[arg(short = 'r', long, default_value_t = 5)]
     pub repetitions: usize,
-    #[arg(short = 't', long, default_value_t = 2)]
-    pub threads: i32,
     #[arg(short = 'b', long, default_value_t = 512)]
     pub batch_size: u32,
     #[arg(long, default_value_t = 512)]
     pub ubatch_size: u32,
-    #[arg(long, default_value_t = 99, allow_negative_numbers = true)]
-    pub n_gpu_layers: i32,
     /// One JSON object instead of markdown tables.
     #[arg(long)]
     pub json: bool,
-    /// Show llama.cpp's logs.
-    #[arg(short = 'v', long)]
-    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]
@@ -320,6 +315,7 @@ const SHORT_ALIASES: &[(&str, &str)] = &[
     ("-ngl", "--n-gpu-layers"),
     ("-fa", "--flash-attn"),
     ("-ub", "--ubatch-size"),
+    ("-np", "--parallel"),
 ];
 
 /// Rewrite `-ngl 99` / `-ngl=99` style options to their long forms.
@@ -367,7 +363,113 @@ mod tests {
         let Command::Run(run) = cli.command else {
             panic!("expected run")
         };
-        assert_eq!((run.n_predict, run.flash_attn, run.alpha), (4, OnOffAuto::Off, 0.2));
+        assert_eq!(
+            (run.n_predict, run.flash_attn, run.steer.alpha.get()),
+            (4, OnOffAuto::Off, 0.2)
+        );
         assert_eq!(run.prompt_arg.as_deref(), Some("hi"));
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("spotlight").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn steering_options_parse_into_one_config() {
+        let Command::Run(run) = parse(&[
+            "run",
+            "--alpha",
+            "0.3",
+            "--granularity",
+            "head",
+            "--layers",
+            "0-2,5",
+            "hi",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("expected run")
+        };
+        let config = run.steer.config();
+        assert_eq!(
+            config.action,
+            spotlight::spotlight::Action::Steer {
+                alpha: 0.3,
+                granularity: Granularity::Head
+            }
+        );
+        assert_eq!(config.layers, "0,1,2,5".parse().unwrap());
+        // the defaults are the library's
+        let Command::Chat(chat) = parse(&["chat"]).unwrap().command else {
+            panic!("expected chat")
+        };
+        assert_eq!(
+            (chat.steer.alpha, chat.steer.granularity, &chat.steer.layers),
+            (DEFAULT_ALPHA, DEFAULT_GRANULARITY, &LayerSelection::All)
+        );
+        // τ = 0 parses (steering off) and observes
+        let Command::Run(run) = parse(&["run", "--alpha", "0", "hi"]).unwrap().command else {
+            panic!("expected run")
+        };
+        assert_eq!(run.steer.config().action, spotlight::spotlight::Action::Observe);
+    }
+
+    #[test]
+    fn bad_steering_values_fail_at_parsing_with_one_message_per_value() {
+        use clap::error::ErrorKind;
+        let message = |args: &[&str]| {
+            let e = parse(args).unwrap_err();
+            // InvalidValue: not one of the listed choices (--granularity)
+            assert!(
+                matches!(e.kind(), ErrorKind::ValueValidation | ErrorKind::InvalidValue),
+                "{e}"
+            );
+            e.to_string()
+        };
+        let expected = "alpha (τ) must be in [0, 1), not 1.5; 0 turns steering off";
+        for args in [&["run", "--alpha", "1.5", "hi"][..], &["chat", "--alpha", "1.5"][..]] {
+            assert!(message(args).contains(expected), "{args:?}: {}", message(args));
+        }
+        assert!(message(&["chat", "--alpha", "-0.1"]).contains("[0, 1)"));
+        assert!(message(&["run", "--alpha", "lots", "hi"]).contains("must be a number"));
+        let g = message(&["chat", "--granularity", "token"]);
+        assert!(g.contains("token") && g.contains("head") && g.contains("layer"), "{g}");
+        assert!(message(&["run", "--layers", "3-1", "hi"]).contains("backwards"));
+        assert!(message(&["chat", "--layers", "1,,2"]).contains("empty item"));
+    }
+
+    #[test]
+    fn model_options_are_shared() {
+        for args in [
+            &["run", "-m", "x.gguf", "-t", "3", "--n-gpu-layers", "0", "-v", "hi"][..],
+            &["chat", "-m", "x.gguf", "-t", "3", "--n-gpu-layers", "0", "-v"][..],
+            &[
+                "eval",
+                "--data",
+                "d.jsonl",
+                "-m",
+                "x.gguf",
+                "-t",
+                "3",
+                "--n-gpu-layers",
+                "0",
+                "-v",
+            ][..],
+            &["bench", "-m", "x.gguf", "-t", "3", "--n-gpu-layers", "0", "-v"][..],
+        ] {
+            let model = match parse(args).unwrap().command {
+                Command::Run(a) => a.model,
+                Command::Chat(a) => a.model,
+                Command::Eval(a) => a.model,
+                Command::Bench(a) => a.model,
+                _ => unreachable!(),
+            };
+            assert_eq!(model.path.as_deref(), Some(std::path::Path::new("x.gguf")), "{args:?}");
+            assert_eq!((model.threads, model.n_gpu_layers, model.verbose), (Some(3), 0, true));
+        }
+        let e = parse(&["chat", "--threads", "0"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{e}");
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use spotlight::llama::{capture_logs, Batch, Context, ContextParams, FlashAttn, Model};
 use spotlight::spotlight::controller::SpotlightHook;
 use spotlight::spotlight::trace::TraceSink;
-use spotlight::spotlight::{Action, Granularity, LayerSelection, SteerConfig};
+use spotlight::spotlight::{Alpha, Granularity, LayerSelection, SteerConfig};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -50,20 +50,18 @@ impl Config {
         }
     }
 
-    fn steer(self) -> Option<(Action, bool)> {
-        let steer = |alpha, granularity| Some((Action::Steer { alpha, granularity }, true));
+    /// The hook's configuration and whether the prompt gets a highlighted span.
+    fn steer(self) -> Option<(SteerConfig, bool)> {
+        let config = |tau: f32, granularity| {
+            let alpha = Alpha::new(tau).expect("the benchmark's τ values are in [0, 1)");
+            SteerConfig::spotlight(alpha, granularity, LayerSelection::All)
+        };
         match self {
             Config::StockFaOff | Config::StockFaAuto => None,
-            Config::NoHighlights => Some((
-                Action::Steer {
-                    alpha: 0.1,
-                    granularity: Granularity::Layer,
-                },
-                false,
-            )),
-            Config::SteerLayer => steer(0.1, Granularity::Layer),
-            Config::SteerHead => steer(0.1, Granularity::Head),
-            Config::SteerSaturated => steer(1e-6, Granularity::Layer),
+            Config::NoHighlights => Some((config(0.1, Granularity::Layer), false)),
+            Config::SteerLayer => Some((config(0.1, Granularity::Layer), true)),
+            Config::SteerHead => Some((config(0.1, Granularity::Head), true)),
+            Config::SteerSaturated => Some((config(1e-6, Granularity::Layer), true)),
         }
     }
 }
@@ -75,6 +73,12 @@ struct Series {
     n_prompt: usize,
     pp_tok_s: Vec<f64>,
     tg_tok_s: Vec<f64>,
+}
+
+/// Threads per context: 2 unless given (bench's default before the model options were shared,
+/// and the setting of the results in docs/results), rather than the other commands' all cores.
+fn threads(args: &BenchArgs) -> i32 {
+    args.model.threads.unwrap_or(2)
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -157,18 +161,13 @@ impl<'m> Bench<'m> {
             n_ctx,
             n_batch: args.batch_size,
             n_ubatch: args.ubatch_size,
-            n_threads: args.threads,
+            n_threads: threads(args),
             n_seq_max: 1,
             flash_attn,
         };
         let mut ctx = Context::new(model, params)?;
-        if let Some((action, _)) = config.steer() {
+        if let Some((steer, _)) = config.steer() {
             let sink = Arc::new(Mutex::new(TraceSink::default()));
-            let steer = SteerConfig {
-                action,
-                layers: LayerSelection::All,
-                trace: false,
-            };
             ctx.set_steer(Some(Box::new(SpotlightHook::new(steer, model.n_layer(), sink))));
         }
         Ok(Self { ctx, config })
@@ -220,7 +219,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     if prompts.iter().any(|&p| p < 20) || args.n_gen == 0 || args.repetitions == 0 {
         bail!("--n-prompt values must be at least 20, --n-gen and --repetitions at least 1");
     }
-    let model = super::load_model(args.model.as_ref(), args.verbose, args.n_gpu_layers, false)?;
+    let model = super::load_model(&args.model, false)?;
     let n_ctx = (prompts.iter().max().unwrap() + args.n_gen + 16) as u32;
     let n_vocab = model.vocab().n_tokens();
 
@@ -279,7 +278,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             .collect();
         let v = serde_json::json!({
             "model": model.description(),
-            "threads": args.threads,
+            "threads": threads(args),
             "n_gen": args.n_gen,
             "repetitions": args.repetitions,
             "series": series,
@@ -293,7 +292,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         out,
         "model: {} · threads {} · {} repetitions (+1 warm-up), configurations interleaved · medians [min–max] tokens/s",
         model.description(),
-        args.threads,
+        threads(args),
         args.repetitions
     )?;
     writeln!(out)?;

@@ -1,13 +1,13 @@
 //! `spotlight chat`: an interactive conversation with highlights in any turn. The KV cache is
 //! reused across turns, so earlier turns (and their highlights) are not processed again.
 
-use super::args::{ChatArgs, GranularityArg};
+use super::args::{ChatArgs, SteerArgs};
 use anyhow::Context as _;
 use rustyline::error::ReadlineError;
-use spotlight::llama::{ChatTemplate, ContextParams, FlashAttn, SamplingParams};
+use spotlight::llama::{ChatTemplate, ContextParams, FlashAttn, LlamaError, SamplingParams};
 use spotlight::spotlight::markup::{self, Highlighted};
 use spotlight::spotlight::trace::summarize;
-use spotlight::spotlight::{Action, Chat, GenerateOptions, Granularity, LayerSelection, Session, SteerConfig};
+use spotlight::spotlight::{Alpha, Chat, GenerateOptions, Granularity, Session, SteerConfig};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,23 +15,31 @@ use std::sync::Arc;
 const HELP: &str = "commands: /alpha T (0 = off), /granularity head|layer, /spans, /clear, /trace on|off, /help; \
                     Ctrl-C stops a reply, Ctrl-D quits. Use **text** to highlight.";
 
+/// What `chat`'s options and commands can do about a llama.cpp condition (see
+/// `cli::with_hint`); chat always uses the model's template, so `--raw` is no way out here.
+pub(super) fn flag_hint(e: &LlamaError) -> Option<&'static str> {
+    match e {
+        LlamaError::NoChatTemplate => Some("chat needs one; `spotlight run --raw` sends a prompt as is"),
+        LlamaError::PromptTooLong { .. } | LlamaError::ContextFull { .. } => {
+            Some("/clear the conversation or restart with a larger --ctx-size")
+        }
+        _ => None,
+    }
+}
+
 /// Steering and tracing settings the user can change between turns.
 struct Settings {
-    alpha: f32,
-    granularity: Granularity,
-    layers: LayerSelection,
+    /// Starts as the command line's; `/alpha` and `/granularity` change it.
+    steer: SteerArgs,
     trace: bool,
 }
 
 impl Settings {
+    /// The hook's configuration, or none at all for τ = 0: no hook means the stock graph.
     fn steer_config(&self) -> Option<SteerConfig> {
-        (self.alpha > 0.0).then(|| SteerConfig {
-            action: Action::Steer {
-                alpha: self.alpha,
-                granularity: self.granularity,
-            },
-            layers: self.layers.clone(),
+        (!self.steer.alpha.is_off()).then(|| SteerConfig {
             trace: self.trace,
+            ..self.steer.config()
         })
     }
 }
@@ -61,24 +69,19 @@ fn parse_line(line: &str) -> Result<Input, String> {
 fn apply_command(name: &str, arg: &str, settings: &mut Settings, chat: &mut Chat<'_>) -> Result<String, String> {
     match name {
         "alpha" => {
-            let a: f32 = arg
-                .parse()
-                .map_err(|_| format!("/alpha needs a number in [0, 1), not `{arg}`"))?;
-            if !(0.0..1.0).contains(&a) {
-                return Err(format!("/alpha must be in [0, 1), not {a}"));
-            }
-            settings.alpha = a;
+            let a: Alpha = arg.parse().map_err(|e| format!("/alpha: {e}"))?;
+            settings.steer.alpha = a;
             chat.session().set_steer(settings.steer_config());
-            Ok(if a > 0.0 {
-                format!("τ = {a}")
-            } else {
+            Ok(if a.is_off() {
                 "steering off".into()
+            } else {
+                format!("τ = {a}")
             })
         }
         "granularity" => {
-            settings.granularity = arg.parse()?;
+            settings.steer.granularity = arg.parse::<Granularity>().map_err(|e| format!("/granularity: {e}"))?;
             chat.session().set_steer(settings.steer_config());
-            Ok(format!("granularity = {}", settings.granularity))
+            Ok(format!("granularity = {}", settings.steer.granularity))
         }
         "trace" => {
             settings.trace = match arg {
@@ -134,21 +137,17 @@ fn trace_summary(trace: &[spotlight::spotlight::trace::UbatchTrace]) -> String {
 }
 
 pub fn chat(args: &ChatArgs) -> anyhow::Result<()> {
-    let model = super::load_model(args.model.as_ref(), args.verbose, args.n_gpu_layers, !args.quiet)?;
+    let model = super::load_model(&args.model, !args.quiet)?;
     let mut settings = Settings {
-        alpha: args.alpha,
-        granularity: match args.granularity {
-            GranularityArg::Head => Granularity::Head,
-            GranularityArg::Layer => Granularity::Layer,
-        },
-        layers: args
-            .layers
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("--layers: {e}"))?,
+        steer: args.steer.clone(),
         trace: args.trace.is_some(),
     };
-    settings.layers.validate(model.n_layer()).map_err(anyhow::Error::msg)?;
-    let threads = super::threads(args.threads);
+    settings
+        .steer
+        .layers
+        .validate(model.n_layer())
+        .map_err(anyhow::Error::msg)?;
+    let threads = super::threads(args.model.threads);
     // steering can be switched on at any turn, so the context never uses flash attention
     let params = ContextParams {
         n_ctx: args.ctx_size,
@@ -215,7 +214,10 @@ pub fn chat(args: &ChatArgs) -> anyhow::Result<()> {
                 println!();
                 turn += 1;
                 match result {
-                    Err(e) => println!("error: {e}"),
+                    Err(e) => match super::llama_error(&e).and_then(flag_hint) {
+                        Some(hint) => println!("error: {e}; {hint}"),
+                        None => println!("error: {e}"),
+                    },
                     Ok(out) => {
                         if cancel.load(Ordering::Relaxed) {
                             println!("[stopped]");
@@ -225,7 +227,8 @@ pub fn chat(args: &ChatArgs) -> anyhow::Result<()> {
                         }
                         if let Some(file) = trace_file.as_mut() {
                             for (step, t) in out.trace.iter().enumerate() {
-                                let line = summarize(t, step, settings.alpha, settings.granularity);
+                                // τ of the hook that computed the ubatch, not of the settings now
+                                let line = summarize(t, step);
                                 let mut v = serde_json::to_value(&line)?;
                                 v["turn"] = serde_json::json!(turn);
                                 writeln!(file, "{v}")?;

@@ -8,6 +8,7 @@ use spotlight::eval::condition::{parse_conditions, Condition};
 use spotlight::eval::data::{self, EvalItem};
 use spotlight::eval::examples::{render_examples, ExamplePrompt};
 use spotlight::eval::ifeval;
+use spotlight::eval::key::Key;
 use spotlight::eval::repetition::is_looping;
 use spotlight::eval::report::{build_report, plot_accuracy, render_markdown, ConditionResults, PromptResult};
 use spotlight::eval::responses::{ResponseFile, ResponseLine};
@@ -24,7 +25,7 @@ const EXAMPLES_PER_KIND: usize = 4;
 /// official evaluator's `follow_instruction_list`, so each verdict can be compared with it.
 #[derive(serde::Serialize)]
 struct ScoreLine<'a> {
-    key: i64,
+    key: &'a Key,
     instruction_id_list: &'a [String],
     follow_instruction_list_strict: &'a [bool],
     follow_instruction_list_loose: &'a [bool],
@@ -37,7 +38,7 @@ fn write_scores(path: &std::path::Path, results: &[PromptResult]) -> anyhow::Res
     let mut out = String::new();
     for r in results {
         let line = ScoreLine {
-            key: r.key,
+            key: &r.key,
             instruction_id_list: &r.instruction_ids,
             follow_instruction_list_strict: &r.strict,
             follow_instruction_list_loose: &r.loose,
@@ -90,7 +91,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     if let Some(limit) = args.limit {
         items.truncate(limit);
     }
-    let model = super::load_model(args.model.as_ref(), args.verbose, args.n_gpu_layers, !args.quiet)?;
+    let model = super::load_model(&args.model, !args.quiet)?;
     let template = ChatTemplate::from_model(&model)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
 
@@ -112,7 +113,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         prepared.push(list);
     }
     let n_ctx = (args.parallel * (longest + args.max_tokens + 8)).div_ceil(256) * 256;
-    let threads = super::threads(args.threads);
+    let threads = super::threads(args.model.threads);
     let options = GenerateOptions {
         n_predict: Some(args.max_tokens),
         sampling: SamplingParams {
@@ -136,7 +137,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
             );
         }
         let mut file = ResponseFile::open(&path)?;
-        let todo: Vec<usize> = (0..items.len()).filter(|&i| !file.contains(items[i].key)).collect();
+        let todo: Vec<usize> = (0..items.len()).filter(|&i| !file.contains(&items[i].key)).collect();
         if args.score_only && !todo.is_empty() {
             bail!(
                 "--score-only: {} has {} of {} responses (first missing key: {})",
@@ -168,7 +169,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
             session.generate_queue(&prompts, &options, |j, out| -> anyhow::Result<()> {
                 let item = &items[todo[j]];
                 file.append(ResponseLine {
-                    key: item.key,
+                    key: item.key.clone(),
                     prompt: item.prompt.clone(),
                     response: out.text,
                 })?;
@@ -197,10 +198,10 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         let mut rs = Vec::new();
         for item in &scored {
             let p = item.ifeval.as_ref().expect("filtered above");
-            let response = &file.get(item.key).expect("every item has a response").response;
+            let response = &file.get(&item.key).expect("every item has a response").response;
             let s = ifeval::score(p, response)?;
             rs.push(PromptResult {
-                key: item.key,
+                key: item.key.clone(),
                 instruction_ids: p.instruction_id_list.clone(),
                 strict: s.strict,
                 loose: s.loose,
@@ -212,7 +213,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         }
         write_scores(&args.out.join(format!("scores-{}.jsonl", condition.slug())), &rs)?;
         let (alpha, granularity) = match condition {
-            Condition::Spotlight { alpha, granularity } => (Some(*alpha), Some(granularity.to_string())),
+            Condition::Spotlight { alpha, granularity } => (Some(alpha.get()), Some(granularity.to_string())),
             _ => (None, None),
         };
         results.push(ConditionResults {
@@ -237,7 +238,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         &report,
         EXAMPLES_PER_KIND,
         |key| {
-            let item = scored.iter().find(|i| i.key == key)?;
+            let item = scored.iter().find(|i| &i.key == key)?;
             let p = item.ifeval.as_ref()?;
             Some(ExamplePrompt {
                 prompt: &item.prompt,

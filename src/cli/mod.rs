@@ -7,23 +7,51 @@ mod chat;
 mod eval;
 mod pull;
 mod run;
+mod serve;
 mod show_spans;
 
 pub use args::{expand_short_aliases, Cli, Command};
 
+use spotlight::llama::LlamaError;
+use spotlight::spotlight::prompt::PromptError;
+
 /// Resolve the model path (given, or the pulled default), start llama.cpp and load the model.
-pub(crate) fn load_model(
-    model: Option<&std::path::PathBuf>,
-    verbose: bool,
-    n_gpu_layers: i32,
-    progress: bool,
-) -> anyhow::Result<spotlight::llama::Model> {
-    let path = run::model_path(model)?;
-    spotlight::llama::init_backend(verbose);
+pub(crate) fn load_model(model: &args::ModelArgs, progress: bool) -> anyhow::Result<spotlight::llama::Model> {
+    let path = run::model_path(model.path.as_ref())?;
+    spotlight::llama::init_backend(model.verbose);
     Ok(spotlight::llama::Model::load(
         &path,
-        &spotlight::llama::ModelParams { n_gpu_layers, progress },
+        &spotlight::llama::ModelParams {
+            n_gpu_layers: model.n_gpu_layers,
+            progress,
+        },
     )?)
+}
+
+/// The llama.cpp condition behind an error, if that is what it is (also inside a prompt error,
+/// whose `Llama` variant is transparent and so hides it from the source chain).
+pub(crate) fn llama_error<'e>(err: &'e (dyn std::error::Error + 'static)) -> Option<&'e LlamaError> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(l) = e.downcast_ref::<LlamaError>() {
+            return Some(l);
+        }
+        if let Some(PromptError::Llama(l)) = e.downcast_ref::<PromptError>() {
+            return Some(l);
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// Add what the user can do about a llama.cpp condition, in the flags of the command that hit
+/// it: the wrapper's messages describe the condition only, since the library cannot know which
+/// front end (and so which options) it runs under.
+fn with_hint(err: anyhow::Error, hint: fn(&LlamaError) -> Option<&'static str>) -> anyhow::Error {
+    match llama_error(err.as_ref()).and_then(hint) {
+        Some(h) => anyhow::anyhow!("{err:#}; {h}"),
+        None => err,
+    }
 }
 
 /// Threads to use: the given number, else every core.
@@ -38,10 +66,11 @@ pub(crate) fn threads(requested: Option<i32>) -> i32 {
 /// Run a parsed command line; errors are reported by main.
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run(args) => run::run(&args),
+        Command::Run(args) => run::run(&args).map_err(|e| with_hint(e, run::flag_hint)),
         Command::Pull(args) => pull::pull(&args),
         Command::Bench(args) => bench::bench(&args),
-        Command::Chat(args) => chat::chat(&args),
+        Command::Serve(args) => serve::serve(&args),
+        Command::Chat(args) => chat::chat(&args).map_err(|e| with_hint(e, chat::flag_hint)),
         Command::Eval(args) => eval::eval(&args),
         Command::Annotate(args) => annotate::annotate(&args),
         Command::Plot(args) => {

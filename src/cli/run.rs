@@ -1,14 +1,14 @@
 //! `spotlight run`: one prompt, one reply, optionally steered.
 
-use super::args::{GranularityArg, OnOff, OnOffAuto, RunArgs};
+use super::args::{OnOff, OnOffAuto, RunArgs};
 use super::show_spans;
 use anyhow::{bail, Context as _};
 use serde_json::json;
-use spotlight::llama::{ChatTemplate, ContextParams, FlashAttn, SamplingParams};
+use spotlight::llama::{ChatTemplate, ContextParams, FlashAttn, LlamaError, SamplingParams};
 use spotlight::models::default_model_path;
 use spotlight::spotlight::prompt::{self, HighlightOptions, Turn};
 use spotlight::spotlight::trace::summarize;
-use spotlight::spotlight::{Action, GenerateOptions, Granularity, LayerSelection, Session, SteerConfig};
+use spotlight::spotlight::{Action, GenerateOptions, Session, SteerConfig};
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
@@ -45,6 +45,16 @@ pub fn model_path(model: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// What `run`'s options can do about a llama.cpp condition (see `cli::with_hint`).
+pub(super) fn flag_hint(e: &LlamaError) -> Option<&'static str> {
+    match e {
+        LlamaError::NoChatTemplate => Some("pass --raw to send the prompt as is"),
+        LlamaError::PromptTooLong { .. } => Some("raise --ctx-size or shorten the prompt"),
+        LlamaError::ContextFull { .. } => Some("raise --ctx-size"),
+        _ => None,
+    }
+}
+
 /// Check option values that clap cannot check by type.
 fn validate(args: &RunArgs) -> anyhow::Result<()> {
     if args.n_predict == 0 || args.n_predict < -1 {
@@ -53,17 +63,11 @@ fn validate(args: &RunArgs) -> anyhow::Result<()> {
             args.n_predict
         );
     }
-    if !(0.0..1.0).contains(&args.alpha) {
-        bail!("--alpha must be in [0, 1) (got {}); 0 turns steering off", args.alpha);
-    }
     if args.ctx_size < 16 {
         bail!("--ctx-size must be at least 16 (got {})", args.ctx_size);
     }
     if args.batch_size == 0 || args.ubatch_size == 0 {
         bail!("--batch-size and --ubatch-size must be positive");
-    }
-    if args.threads.is_some_and(|t| t <= 0) {
-        bail!("--threads must be positive");
     }
     if args.temp < 0.0 {
         bail!("--temp must not be negative (0 = greedy)");
@@ -73,13 +77,10 @@ fn validate(args: &RunArgs) -> anyhow::Result<()> {
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     validate(args)?;
-    let layers: LayerSelection = args
-        .layers
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!("--layers: {e}"))?;
+    let layers = &args.steer.layers;
     let user_text = read_prompt(args)?;
     let show_progress = !args.quiet && !args.json && std::io::stderr().is_terminal();
-    let model = super::load_model(args.model.as_ref(), args.verbose, args.n_gpu_layers, show_progress)?;
+    let model = super::load_model(&args.model, show_progress)?;
     layers.validate(model.n_layer()).map_err(anyhow::Error::msg)?;
 
     let opts = HighlightOptions {
@@ -109,14 +110,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     }
 
     let has_spans = !prepared.span_token_positions.is_empty();
-    let steering = has_spans && args.alpha > 0.0 && !args.no_steer;
+    let steering = has_spans && !args.steer.alpha.is_off() && !args.no_steer;
     if steering && args.flash_attn == OnOffAuto::On {
         bail!("--flash-attn on cannot be combined with highlights: steering needs the explicit attention matrix (use --flash-attn off or auto, or --no-steer)");
     }
-    let granularity = match args.granularity {
-        GranularityArg::Head => Granularity::Head,
-        GranularityArg::Layer => Granularity::Layer,
-    };
     // --plot needs the trace; without --trace it goes to a file next to the plot
     let trace_path = args
         .trace
@@ -125,12 +122,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let trace = trace_path.is_some();
     let steer = if steering {
         Some(SteerConfig {
-            action: Action::Steer {
-                alpha: args.alpha,
-                granularity,
-            },
-            layers: layers.clone(),
             trace,
+            ..args.steer.config()
         })
     } else if trace && has_spans {
         // unsteered, but the trace still shows how much attention the spans get
@@ -146,7 +139,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         eprintln!("note: the prompt has no highlights, so the trace has nothing to measure");
     }
 
-    let threads = super::threads(args.threads);
+    let threads = super::threads(args.model.threads);
     let params = ContextParams {
         n_ctx: args.ctx_size,
         n_batch: args.batch_size,
@@ -159,7 +152,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             OnOffAuto::Auto => FlashAttn::Auto,
         },
     };
-    let mut session = Session::new(&model, params, steer)?;
+    let mut session = Session::new(&model, params, steer.clone())?;
     // long prompts take seconds to process on a CPU: show how far along it is
     if show_progress && prepared.tokens.len() > 2 * args.batch_size as usize {
         let bar = indicatif::ProgressBar::new(prepared.tokens.len() as u64).with_style(
@@ -197,13 +190,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         }
     })?;
 
-    let trace_alpha = if steering { args.alpha } else { 0.0 };
     if let Some(path) = &trace_path {
         let mut file = std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("cannot create the trace file {}", path.display()))?,
         );
         for (step, t) in generation.trace.iter().enumerate() {
-            serde_json::to_writer(&mut file, &summarize(t, step, trace_alpha, granularity))?;
+            // each ubatch's trace carries the configuration it was computed under
+            serde_json::to_writer(&mut file, &summarize(t, step))?;
             file.write_all(b"\n")?;
         }
         file.flush()
@@ -227,10 +220,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             "stopped_at_eog": generation.stopped_at_eog,
             "first_step_top5": generation.first_step_top5,
             "span_token_positions": prepared.span_token_positions,
-            "steering": if steering {
-                json!({"alpha": args.alpha, "granularity": granularity, "layers": layers.to_string()})
-            } else {
-                serde_json::Value::Null
+            // action, alpha, granularity, layers: the same form as a trace line's `config`
+            "steering": match steer.as_ref().filter(|_| steering) {
+                Some(config) => serde_json::to_value(config)?,
+                None => serde_json::Value::Null,
             },
             "timings": {
                 "prompt_tokens_per_s": per_s(prepared.tokens.len(), generation.prompt_ms),

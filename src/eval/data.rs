@@ -1,11 +1,13 @@
-//! Evaluation input: IFEval-format JSONL (`key`, `prompt`, `instruction_id_list`, `kwargs`) or any
-//! JSONL of `{key, prompt}`, with highlights given as `**markup**` in a `prompt_marked` field, as a
-//! `highlights` list of substrings, or — for IFEval records without either — found by the
-//! rule-based annotator.
+//! Evaluation input: IFEval-format JSONL (`key`, `prompt`, `instruction_id_list`, `kwargs`;
+//! IFBench's file has the same fields, with string keys) or any JSONL of `{key, prompt}`, with
+//! highlights given as `**markup**` in a `prompt_marked` field, as a `highlights` list of
+//! substrings, or — for IFEval records without either — found by the rule-based annotator.
 
 use super::annotate;
 use super::ifeval::IfevalPrompt;
+use super::key::Key;
 use crate::spotlight::markup;
+use crate::spotlight::markup_writer::to_markup;
 use serde_json::{Map, Value};
 use std::ops::Range;
 use std::path::Path;
@@ -13,7 +15,7 @@ use std::path::Path;
 /// One evaluation item: the plain prompt and its highlighted byte ranges.
 #[derive(Debug, Clone)]
 pub struct EvalItem {
-    pub key: i64,
+    pub key: Key,
     pub prompt: String,
     pub spans: Vec<Range<usize>>,
     /// Set for IFEval records: what the verifiers check.
@@ -25,7 +27,7 @@ pub struct EvalItem {
 impl EvalItem {
     /// The prompt with its spans wrapped in markdown bold (the `emphasis` condition).
     pub fn emphasized(&self) -> String {
-        annotate::to_markup(&self.prompt, &self.spans)
+        to_markup(&self.prompt, &self.spans)
     }
 }
 
@@ -49,10 +51,11 @@ fn parse_record(value: Value, line: usize, path: &str) -> Result<EvalItem, DataE
         Value::Object(o) => o,
         _ => return Err(err("a record must be a JSON object".into())),
     };
+    // IFEval's keys are integers, IFBench's strings ("0"): either is kept as given.
     let key = obj
         .get("key")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| err("missing integer `key`".into()))?;
+        .and_then(Key::from_json)
+        .ok_or_else(|| err("missing `key` (an integer or a string)".into()))?;
     let marked = obj.get("prompt_marked").and_then(Value::as_str);
     let prompt_field = obj.get("prompt").and_then(Value::as_str);
     let ifeval = if obj.contains_key("instruction_id_list") {
@@ -78,7 +81,7 @@ fn parse_record(value: Value, line: usize, path: &str) -> Result<EvalItem, DataE
             let spans = markup::find_substrings(&prompt, &needles, true).map_err(|e| err(e.to_string()))?;
             (prompt, markup::merge_spans(spans), "highlights")
         } else if let Some(p) = &ifeval {
-            let a = annotate::annotate(key, &prompt, &p.instruction_id_list, &p.kwargs);
+            let a = annotate::annotate(&key, &prompt, &p.instruction_id_list, &p.kwargs);
             (prompt, a.spans, "annotator")
         } else {
             let h = markup::parse_markup(&prompt).map_err(|e| err(format!("prompt: {e}")))?;
@@ -137,6 +140,48 @@ mod tests {
         assert_eq!(a.highlight_source, "annotator");
         assert_eq!(&a.prompt[a.spans[0].clone()], "Do not use any commas.");
         assert_eq!(a.emphasized(), "Write a poem. **Do not use any commas.**");
+    }
+
+    /// `lines` written to a fresh file and loaded.
+    fn load_lines(name: &str, lines: &[serde_json::Value]) -> Vec<EvalItem> {
+        let dir = std::env::temp_dir().join(format!("spotlight-data-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("data.jsonl");
+        let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        std::fs::write(&path, text.join("\n") + "\n").unwrap();
+        let items = load(&path).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        items
+    }
+
+    #[test]
+    fn keys_are_kept_as_given_strings_or_integers() {
+        // IFBench's official file writes its keys as strings.
+        let ifbench = load_lines(
+            "str",
+            &[
+                json!({"key": "0", "prompt": "Write a haiku. Use at most 20 words.",
+                    "instruction_id_list": ["count:word_count_range"], "kwargs": [{"min_words": null, "max_words": 20}]}),
+                json!({"key": "17", "prompt_marked": "Say **hi**."}),
+            ],
+        );
+        let keys: Vec<&Key> = ifbench.iter().map(|i| &i.key).collect();
+        assert_eq!(keys, [&Key::from("0"), &Key::from("17")]);
+        assert_eq!(ifbench[0].ifeval.as_ref().unwrap().key, Key::from("0"));
+        let ifeval = load_lines(
+            "int",
+            &[
+                json!({"key": 1000, "prompt": "Write a poem. Do not use any commas.",
+                    "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}),
+                json!({"key": 7, "prompt": "a b", "highlights": ["b"]}),
+            ],
+        );
+        let keys: Vec<&Key> = ifeval.iter().map(|i| &i.key).collect();
+        assert_eq!(keys, [&Key::Int(1000), &Key::Int(7)]);
+        let e = parse_record(json!({"key": 1.5, "prompt": "x"}), 3, "d")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("d:3") && e.contains("integer or a string"), "{e}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! both responses, so a reader can see *how* steering helps or hurts (e.g. a reply that obeys the
 //! highlighted constraint and forgets the task) without opening the JSONL files.
 
+use super::key::Key;
 use super::report::Report;
 use std::fmt::Write as _;
 
@@ -27,8 +28,8 @@ fn excerpt(text: &str) -> String {
 pub fn render_examples<'a>(
     report: &Report,
     per_kind: usize,
-    prompt: impl Fn(i64) -> Option<ExamplePrompt<'a>>,
-    response: impl Fn(&str, i64) -> Option<&'a str>,
+    prompt: impl Fn(&Key) -> Option<ExamplePrompt<'a>>,
+    response: impl Fn(&str, &Key) -> Option<&'a str>,
 ) -> String {
     let mut md = String::new();
     let _ = writeln!(
@@ -45,7 +46,7 @@ pub fn render_examples<'a>(
         let _ = writeln!(md, "\n## {}\n", cond.name);
         for (kind, keys) in [("damage", &vs.damaged_keys), ("gain", &vs.gained_keys)] {
             let _ = writeln!(md, "### {kind} ({} prompts)\n", keys.len());
-            for &key in keys.iter().take(per_kind) {
+            for key in keys.iter().take(per_kind) {
                 let Some(p) = prompt(key) else { continue };
                 let _ = writeln!(md, "- key {key} · {}", p.instruction_ids.join(", "));
                 let _ = writeln!(md, "  - prompt: {}", excerpt(p.prompt));
@@ -71,5 +72,46 @@ mod tests {
         let cut = excerpt(&long);
         assert_eq!(cut.chars().count(), EXCERPT_CHARS + 1);
         assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn string_keys_are_shown_and_kept_as_strings() {
+        use crate::eval::report::{build_report, ConditionResults, PromptResult};
+        let result = |key: &str, pass: bool| PromptResult {
+            key: Key::from(key),
+            instruction_ids: vec!["punctuation:no_comma".into()],
+            strict: vec![pass],
+            loose: vec![pass],
+            prompt_strict: pass,
+            prompt_loose: pass,
+            response_chars: 10,
+            looping: false,
+        };
+        let condition = |name: &str, passing: &str| ConditionResults {
+            name: name.into(),
+            alpha: None,
+            granularity: None,
+            results: ["0", "1"].iter().map(|&k| result(k, k == passing)).collect(),
+        };
+        let report = build_report("baseline", &[condition("baseline", "0"), condition("emphasis", "1")], 0).unwrap();
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json["conditions"][1]["vs_baseline"]["gained_keys"],
+            serde_json::json!(["1"])
+        );
+        let ids = vec!["punctuation:no_comma".to_string()];
+        let md = render_examples(
+            &report,
+            4,
+            |key| {
+                (key == &Key::from("1")).then_some(ExamplePrompt {
+                    prompt: "No commas, please.",
+                    instruction_ids: &ids,
+                })
+            },
+            |name, key| (*key == Key::from("1")).then_some(if name == "baseline" { "a, b" } else { "a b" }),
+        );
+        assert!(md.contains("- key 1 · punctuation:no_comma\n"), "{md}");
+        assert!(md.contains("  - emphasis: a b\n"), "{md}");
     }
 }

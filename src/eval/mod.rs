@@ -5,6 +5,7 @@ pub mod condition;
 pub mod data;
 pub mod examples;
 pub mod ifeval;
+pub mod key;
 pub mod repetition;
 pub mod report;
 pub mod responses;

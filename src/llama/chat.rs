@@ -27,7 +27,7 @@ pub struct ChatTemplate {
 }
 
 impl ChatTemplate {
-    /// The model's built-in template, or an error telling the user about `--raw`.
+    /// The model's built-in template, or [`LlamaError::NoChatTemplate`] when it has none.
     pub fn from_model(model: &Model) -> Result<Self, LlamaError> {
         model
             .chat_template_source()

@@ -1,27 +1,32 @@
 use std::path::PathBuf;
 
-/// Errors from llama.cpp, with what the user can do about them.
+/// Errors from llama.cpp, as the condition llama.cpp is in. They name no command-line flags:
+/// the wrapper does not know its front end, so the CLI adds the flag that helps where it reports
+/// the error (`cli::with_hint`).
 #[derive(Debug, thiserror::Error)]
 pub enum LlamaError {
     #[error("model file {0} does not exist")]
     ModelNotFound(PathBuf),
     #[error("{path} is not a GGUF model file (it starts with {magic:?}, a GGUF file starts with \"GGUF\")")]
     NotGguf { path: PathBuf, magic: String },
-    #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    // not a `source`: the message already says it, and error chains would print it twice
+    #[error("cannot read {path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("{0} is a directory, not a GGUF model file")]
+    IsADirectory(PathBuf),
     #[error("llama.cpp could not load the model {path}{detail}")]
     ModelLoad { path: PathBuf, detail: String },
     #[error("llama.cpp could not create a context{0}")]
     ContextCreate(String),
-    #[error("the model has no built-in chat template; pass --raw to send the prompt as is")]
+    #[error("the model has no built-in chat template")]
     NoChatTemplate,
     #[error("the chat template could not be applied{0}")]
     ChatTemplate(String),
     #[error("tokenization failed: {0}")]
     Tokenize(String),
-    #[error("the prompt has {n_tokens} tokens but the context holds {n_ctx}; raise --ctx-size or shorten the prompt")]
+    #[error("the prompt has {n_tokens} tokens but the context holds {n_ctx}")]
     PromptTooLong { n_tokens: usize, n_ctx: u32 },
-    #[error("the context is full ({n_ctx} tokens); raise --ctx-size")]
+    #[error("the context is full ({n_ctx} tokens)")]
     ContextFull { n_ctx: u32 },
     #[error("llama_decode failed with status {status}{detail}")]
     Decode { status: i32, detail: String },

@@ -49,9 +49,12 @@ fn check_gguf(path: &Path) -> Result<(), LlamaError> {
     if !path.exists() {
         return Err(LlamaError::ModelNotFound(path.to_path_buf()));
     }
-    let io = |source| LlamaError::Io {
+    if path.is_dir() {
+        return Err(LlamaError::IsADirectory(path.to_path_buf()));
+    }
+    let io = |error| LlamaError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut magic = [0u8; 4];
     let mut file = std::fs::File::open(path).map_err(io)?;

@@ -14,6 +14,10 @@ pub struct SamplingParams {
     /// 1.0 = off.
     pub repeat_penalty: f32,
     pub repeat_last_n: i32,
+    /// OpenAI's penalties: subtract `frequency_penalty` × count and `presence_penalty` once
+    /// from the logits of tokens seen in the last `repeat_last_n` (0.0 = off).
+    pub frequency_penalty: f32,
+    pub presence_penalty: f32,
     pub seed: u32,
 }
 
@@ -26,6 +30,8 @@ impl Default for SamplingParams {
             min_p: 0.05,
             repeat_penalty: 1.0,
             repeat_last_n: 64,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
             seed: 0xFFFF_FFFF,
         }
     }
@@ -44,13 +50,13 @@ impl Sampler {
         unsafe {
             let chain = sys::llama_sampler_chain_init(sys::llama_sampler_chain_default_params());
             let add = |s| sys::llama_sampler_chain_add(chain, s);
-            if params.repeat_penalty != 1.0 {
+            if params.repeat_penalty != 1.0 || params.frequency_penalty != 0.0 || params.presence_penalty != 0.0 {
                 add(sys::llama_sampler_init_penalties(
                     n_vocab as i32,
                     params.repeat_last_n,
                     params.repeat_penalty,
-                    0.0,
-                    0.0,
+                    params.frequency_penalty,
+                    params.presence_penalty,
                 ));
             }
             if params.temp <= 0.0 {
@@ -70,8 +76,10 @@ impl Sampler {
 
     /// Sample from the logits of batch index `idx` and record the choice (for penalties).
     pub fn sample(&mut self, ctx: &Context<'_>, idx: i32) -> Token {
-        // SAFETY: both pointers are valid; idx refers to a token with logits (checked by logits()).
+        // an index without logits fails here, with this crate's message, not inside the sampler
         let _ = ctx.logits(idx);
+        // SAFETY: the chain is owned by self and ctx is a live context borrowed for the call;
+        // idx refers to a token with logits (checked just above).
         unsafe { sys::llama_sampler_sample(self.ptr.as_ptr(), ctx.raw_ptr(), idx) }
     }
 }

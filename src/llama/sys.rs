@@ -7,7 +7,9 @@
     dead_code,
     unused_imports,
     clippy::all,
-    clippy::pedantic
+    clippy::pedantic,
+    // bindgen's generated `Default` impls zero-fill through unsafe blocks of its own
+    clippy::undocumented_unsafe_blocks
 )]
 
 #[cfg(feature = "bindgen")]

@@ -20,69 +20,10 @@
 //! but finite and multiplies only zeros. Every graph node costs a thread barrier per decode step,
 //! so the small per-row math uses as few ops as that allows.
 
-use super::layers::LayerSelection;
-use super::trace::{TraceSink, UbatchTrace};
+use super::config::{Action, Granularity, SteerConfig, MIN_SHARE};
+use super::trace::{after_name, before_name, TraceSink, UbatchTrace};
 use crate::llama::{AttnSteer, ComputedGraph, GraphBuilder, SpanMask, SteeredAttention, Tensor, UbatchInfo};
 use std::sync::{Arc, Mutex};
-
-/// Floor for p in divisions: keeps τ/p and e^b finite when p underflows.
-const MIN_SHARE: f32 = 1e-30;
-
-/// Per head, or one bias shared by all heads of a layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Granularity {
-    Head,
-    Layer,
-}
-
-impl std::str::FromStr for Granularity {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "head" => Ok(Granularity::Head),
-            "layer" => Ok(Granularity::Layer),
-            other => Err(format!("granularity must be `head` or `layer`, not `{other}`")),
-        }
-    }
-}
-
-impl std::fmt::Display for Granularity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Granularity::Head => "head",
-            Granularity::Layer => "layer",
-        })
-    }
-}
-
-/// What the hook does in each selected layer.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    /// SpotLight: raise the span share to at least `alpha`.
-    Steer { alpha: f32, granularity: Granularity },
-    /// A constant logit bias `bias` on span keys (the fixed-bias baseline): span × e^b/Z, rest × 1/Z.
-    StaticBias { bias: f32 },
-    /// Change nothing, only measure the span share (for traces of unsteered runs).
-    Observe,
-}
-
-/// Configuration of the steering hook.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SteerConfig {
-    pub action: Action,
-    pub layers: LayerSelection,
-    /// Measure the span share before and after the correction and record it per ubatch.
-    pub trace: bool,
-}
-
-pub(crate) fn before_name(layer: usize) -> String {
-    format!("spotlight_before-{layer}")
-}
-
-pub(crate) fn after_name(layer: usize) -> String {
-    format!("spotlight_after-{layer}")
-}
 
 /// The [`AttnSteer`] implementation registered with the llama.cpp context.
 pub struct SpotlightHook {
@@ -92,7 +33,14 @@ pub struct SpotlightHook {
 }
 
 impl SpotlightHook {
+    /// # Panics
+    /// If the configuration breaks [`SteerConfig::check`] (τ outside [0, 1), a non-finite
+    /// static bias): such a graph produces garbage, and every parser builds τ through
+    /// [`Alpha`](super::config::Alpha), so only a hand-written configuration gets here.
     pub fn new(config: SteerConfig, n_layer: usize, sink: Arc<Mutex<TraceSink>>) -> Self {
+        if let Err(e) = config.check() {
+            panic!("invalid steering configuration: {e}");
+        }
         Self { config, n_layer, sink }
     }
 }
@@ -189,7 +137,7 @@ impl AttnSteer for SpotlightHook {
         if !self.config.trace {
             return;
         }
-        let trace = UbatchTrace::read(graph, ubatch, self.n_layer);
+        let trace = UbatchTrace::read(graph, ubatch, &self.config, self.n_layer);
         if let Ok(mut sink) = self.sink.lock() {
             sink.push(trace);
         }

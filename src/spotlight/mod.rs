@@ -2,15 +2,17 @@
 //! attention. Markup parsing, span mapping, the ggml correction and the generation session.
 
 pub mod chat;
+pub mod config;
 pub mod controller;
 pub mod layers;
 pub mod markup;
+pub mod markup_writer;
 pub mod prompt;
 pub mod session;
 pub mod template_map;
 pub mod trace;
 
 pub use chat::Chat;
-pub use controller::{Action, Granularity, SteerConfig};
+pub use config::{Action, Alpha, ConfigError, Granularity, SteerConfig, DEFAULT_ALPHA, DEFAULT_GRANULARITY};
 pub use layers::LayerSelection;
 pub use session::{GenerateOptions, Generation, Session};

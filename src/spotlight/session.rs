@@ -1,6 +1,7 @@
 //! A steerable generation session: one llama.cpp context plus the SpotLight hook.
 
-use super::controller::{SpotlightHook, SteerConfig};
+use super::config::SteerConfig;
+use super::controller::SpotlightHook;
 use super::prompt::PreparedPrompt;
 use super::trace::{TraceSink, UbatchTrace};
 use crate::llama::{
@@ -63,7 +64,7 @@ impl GenerateOptions {
 ///
 /// ```no_run
 /// use spotlight::llama::{init_backend, Model, ModelParams, ChatTemplate, ContextParams, SamplingParams};
-/// use spotlight::spotlight::{prompt, Session, SteerConfig, Action, Granularity, LayerSelection};
+/// use spotlight::spotlight::{prompt, Alpha, Granularity, LayerSelection, Session, SteerConfig};
 ///
 /// init_backend(false);
 /// let model = Model::load("model.gguf".as_ref(), &ModelParams::default())?;
@@ -72,11 +73,8 @@ impl GenerateOptions {
 /// let user = prompt::highlight("prompt", "Write a poem. **Use only lowercase letters.**", &opts, true)?;
 /// let turns = [prompt::Turn { role: "user".into(), content: user }];
 /// let prepared = prompt::prepare(model.vocab(), Some(&template), &turns, true)?;
-/// let steer = SteerConfig {
-///     action: Action::Steer { alpha: 0.1, granularity: Granularity::Layer },
-///     layers: LayerSelection::All,
-///     trace: false,
-/// };
+/// let alpha: Alpha = "0.1".parse()?; // τ in [0, 1), checked where it is read
+/// let steer = SteerConfig::spotlight(alpha, Granularity::Layer, LayerSelection::All);
 /// let mut session = Session::new(&model, ContextParams::default(), Some(steer))?;
 /// let options = spotlight::spotlight::GenerateOptions::greedy(64);
 /// let out = session.generate(&prepared, &options, |piece| print!("{piece}"))?;
@@ -94,6 +92,9 @@ pub struct Session<'m> {
 impl<'m> Session<'m> {
     /// Create a context. With steering, flash attention must be off (the hook needs the explicit
     /// attention matrix): `params.flash_attn` is overridden to Off.
+    ///
+    /// # Panics
+    /// If `steer` fails [`SteerConfig::check`] (a hand-written τ outside [0, 1)).
     pub fn new(model: &'m Model, mut params: ContextParams, steer: Option<SteerConfig>) -> Result<Self, LlamaError> {
         if steer.is_some() {
             params.flash_attn = crate::llama::FlashAttn::Off;
@@ -118,6 +119,9 @@ impl<'m> Session<'m> {
 
     /// Replace the steering configuration (None = no steering). The KV cache is kept: tokens
     /// computed so far stay as they were; new tokens use the new setting.
+    ///
+    /// # Panics
+    /// As [`Session::new`], for a configuration that fails [`SteerConfig::check`].
     pub fn set_steer(&mut self, steer: Option<SteerConfig>) {
         self.steering = steer.is_some();
         let n_layer = self.ctx.model().n_layer();

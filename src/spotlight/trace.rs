@@ -1,8 +1,20 @@
 //! Per-layer span shares read back after each computed ubatch, and their JSONL form.
 
-use super::controller::{after_name, before_name, Granularity};
+use super::config::{Granularity, SteerConfig, DEFAULT_GRANULARITY};
 use crate::llama::{ComputedGraph, UbatchInfo};
 use serde::Serialize;
+
+/// Name of the graph output holding a layer's span shares before the correction. The hook in
+/// `controller.rs` names its outputs with these and [`UbatchTrace::read`] looks them up, so the
+/// names live with the reader and the controller depends on the trace, not both ways.
+pub(crate) fn before_name(layer: usize) -> String {
+    format!("spotlight_before-{layer}")
+}
+
+/// Name of a layer's span shares after the correction (see [`before_name`]).
+pub(crate) fn after_name(layer: usize) -> String {
+    format!("spotlight_after-{layer}")
+}
 
 /// Span shares of one layer for one ubatch, indexed [token][head].
 #[derive(Debug, Clone)]
@@ -35,6 +47,8 @@ pub struct UbatchTrace {
     pub pos: Vec<i32>,
     pub seq_ids: Vec<i32>,
     pub layers: Vec<LayerShares>,
+    /// The configuration of the hook that computed it (chat's `/alpha` changes it between turns).
+    pub config: SteerConfig,
 }
 
 /// Reorder a ggml [1, T/S, H, S] tensor into [token][head] with token = stream·(T/S) + row.
@@ -52,7 +66,12 @@ fn to_token_head(data: &[f32], ne: [i64; 4]) -> (Vec<f32>, usize) {
 }
 
 impl UbatchTrace {
-    pub(crate) fn read(graph: &ComputedGraph<'_>, ubatch: &UbatchInfo<'_>, n_layer: usize) -> Self {
+    pub(crate) fn read(
+        graph: &ComputedGraph<'_>,
+        ubatch: &UbatchInfo<'_>,
+        config: &SteerConfig,
+        n_layer: usize,
+    ) -> Self {
         let layers = (0..n_layer)
             .filter_map(|layer| {
                 let (data, ne) = graph.read_f32(&before_name(layer))?;
@@ -72,6 +91,7 @@ impl UbatchTrace {
             pos: ubatch.pos.to_vec(),
             seq_ids: ubatch.seq_ids.clone(),
             layers,
+            config: config.clone(),
         }
     }
 }
@@ -127,7 +147,9 @@ pub struct LayerSummary {
     pub steered: usize,
     pub before: Option<Stats>,
     pub after: Option<Stats>,
-    /// Equivalent logit bias b = ln(τ(1−p)/(p(1−τ))) over the steered units.
+    /// Equivalent logit bias over the steered units ([`Action::bias_for_share`]).
+    ///
+    /// [`Action::bias_for_share`]: super::config::Action::bias_for_share
     pub bias: Option<Stats>,
     /// Per-head shares of the last token of the ubatch (the one whose logits are sampled).
     pub last_token_before: Vec<f32>,
@@ -142,14 +164,22 @@ pub struct TraceLine {
     pub phase: &'static str,
     pub n_tokens: usize,
     pub first_pos: i32,
+    /// τ of the configuration (0 when it does not steer toward a share); read by `spotlight plot`.
     pub alpha: f32,
+    /// The units of `units`/`steered`/`before`/`after`: the configuration's granularity, or
+    /// the default one for a configuration without (observation, static bias).
     pub granularity: Granularity,
+    /// The configuration the ubatch was computed under (`action`, `alpha`, `granularity`,
+    /// `layers`), nested because `layers` below is the per-layer summary.
+    pub config: SteerConfig,
     pub layers: Vec<LayerSummary>,
 }
 
 /// Summarise a ubatch trace for the JSONL file.
-pub fn summarize(t: &UbatchTrace, step: usize, alpha: f32, granularity: Granularity) -> TraceLine {
+pub fn summarize(t: &UbatchTrace, step: usize) -> TraceLine {
     let n_tokens = t.pos.len();
+    let action = &t.config.action;
+    let granularity = t.config.granularity().unwrap_or(DEFAULT_GRANULARITY);
     let layers = t
         .layers
         .iter()
@@ -169,11 +199,7 @@ pub fn summarize(t: &UbatchTrace, step: usize, alpha: f32, granularity: Granular
                 let au = unit_values(a);
                 seen.iter().map(|&i| au[i].1).collect::<Vec<f32>>()
             });
-            let biases: Vec<f32> = before
-                .iter()
-                .filter(|&&p| p < alpha)
-                .map(|&p| ((alpha * (1.0 - p)) / (p.max(1e-30) * (1.0 - alpha))).ln())
-                .collect();
+            let biases: Vec<f32> = before.iter().filter_map(|&p| action.bias_for_share(p)).collect();
             let last = n_tokens.saturating_sub(1);
             let head_slice = |v: &Vec<f32>| v[last * l.n_head..(last + 1) * l.n_head].to_vec();
             LayerSummary {
@@ -182,7 +208,7 @@ pub fn summarize(t: &UbatchTrace, step: usize, alpha: f32, granularity: Granular
                 steered: biases.len(),
                 before: stats(&before),
                 after: after.as_deref().and_then(stats),
-                bias: if alpha > 0.0 { stats(&biases) } else { None },
+                bias: stats(&biases),
                 last_token_before: if n_tokens > 0 { head_slice(&l.before) } else { vec![] },
                 last_token_after: l.after.as_ref().filter(|_| n_tokens > 0).map(head_slice),
             }
@@ -193,8 +219,9 @@ pub fn summarize(t: &UbatchTrace, step: usize, alpha: f32, granularity: Granular
         phase: if n_tokens > 1 || step == 0 { "prefill" } else { "decode" },
         n_tokens,
         first_pos: t.pos.first().copied().unwrap_or(0),
-        alpha,
+        alpha: t.config.alpha(),
         granularity,
+        config: t.config.clone(),
         layers,
     }
 }
@@ -202,6 +229,8 @@ pub fn summarize(t: &UbatchTrace, step: usize, alpha: f32, granularity: Granular
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spotlight::config::Action;
+    use crate::spotlight::LayerSelection;
 
     #[test]
     fn reorders_stream_major_tensor_to_token_head() {
@@ -223,8 +252,16 @@ mod tests {
                 before: vec![0.0, 0.0, 0.05, 0.3],
                 after: Some(vec![0.0, 0.0, 0.1, 0.3]),
             }],
+            config: SteerConfig {
+                action: Action::Steer {
+                    alpha: 0.1,
+                    granularity: Granularity::Head,
+                },
+                layers: LayerSelection::All,
+                trace: true,
+            },
         };
-        let line = summarize(&t, 0, 0.1, Granularity::Head);
+        let line = summarize(&t, 0);
         let l = &line.layers[0];
         assert_eq!((l.units, l.steered), (2, 1));
         assert_eq!(l.before.unwrap().min, 0.05);
@@ -232,5 +269,40 @@ mod tests {
         let b = l.bias.unwrap().mean;
         assert!((b - ((0.1f32 * 0.95) / (0.05 * 0.9)).ln()).abs() < 1e-5);
         assert_eq!(l.last_token_before, vec![0.05, 0.3]);
+        // the line carries its configuration: the fields `spotlight plot` reads, and the rest
+        let v = serde_json::to_value(&line).unwrap();
+        assert!((v["alpha"].as_f64().unwrap() - 0.1).abs() < 1e-6);
+        assert_eq!(v["granularity"], "head");
+        assert_eq!(v["config"]["action"], "steer");
+        assert_eq!(v["config"]["layers"], "all");
+        assert_eq!(v["layers"][0]["layer"], 0);
+    }
+
+    #[test]
+    fn observed_traces_have_no_bias_and_the_default_units() {
+        let t = UbatchTrace {
+            pos: vec![0, 1],
+            seq_ids: vec![0, 0],
+            layers: vec![LayerShares {
+                layer: 3,
+                n_head: 2,
+                before: vec![0.0, 0.0, 0.05, 0.15],
+                after: None,
+            }],
+            config: SteerConfig {
+                action: Action::Observe,
+                layers: "3".parse().unwrap(),
+                trace: true,
+            },
+        };
+        let line = summarize(&t, 1);
+        assert_eq!((line.alpha, line.granularity), (0.0, DEFAULT_GRANULARITY));
+        let l = &line.layers[0];
+        // layer units: one per row that sees the span (row 1, mean share 0.1)
+        assert_eq!((l.units, l.steered), (1, 0));
+        assert!(l.bias.is_none() && l.after.is_none());
+        let v = serde_json::to_value(&line).unwrap();
+        assert_eq!(v["config"]["action"], "observe");
+        assert_eq!(v["config"]["layers"], "3");
     }
 }

@@ -3,6 +3,8 @@
 //! contexts down ~25× on a 2-core machine).
 #![allow(dead_code)]
 
+pub mod server;
+
 use spotlight::llama::{init_backend, ChatTemplate, Model, ModelParams};
 use spotlight::models::{cache_dir, default_model_path, fetch, DEFAULT_MODEL};
 use spotlight::spotlight::prompt::{self, HighlightOptions, PreparedPrompt, Turn};

@@ -33,6 +33,7 @@ mod sentences;
 mod text;
 mod treebank;
 
+use super::key::Key;
 use instructions::{BuildError, Instruction};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -41,7 +42,7 @@ use std::path::{Path, PathBuf};
 /// One line of IFEval's `input_data.jsonl`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct IfevalPrompt {
-    pub key: i64,
+    pub key: Key,
     pub prompt: String,
     pub instruction_id_list: Vec<String>,
     /// One argument object per instruction, in the same order.
@@ -51,7 +52,7 @@ pub struct IfevalPrompt {
 /// Per-instruction and prompt-level verdicts for one response.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PromptScore {
-    pub key: i64,
+    pub key: Key,
     pub strict: Vec<bool>,
     pub loose: Vec<bool>,
     pub prompt_strict: bool,
@@ -60,16 +61,16 @@ pub struct PromptScore {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IfevalError {
-    #[error("{}unknown instruction id `{id}`", PromptKey(*key))]
-    UnknownInstruction { key: Option<i64>, id: String },
-    #[error("{}invalid kwargs for `{id}`: {reason}", PromptKey(*key))]
+    #[error("{}unknown instruction id `{id}`", PromptKey(key.as_ref()))]
+    UnknownInstruction { key: Option<Key>, id: String },
+    #[error("{}invalid kwargs for `{id}`: {reason}", PromptKey(key.as_ref()))]
     InvalidKwargs {
-        key: Option<i64>,
+        key: Option<Key>,
         id: String,
         reason: String,
     },
     #[error("prompt {key}: {ids} instruction ids but {kwargs} kwargs objects")]
-    KwargsCount { key: i64, ids: usize, kwargs: usize },
+    KwargsCount { key: Key, ids: usize, kwargs: usize },
     #[error("cannot read {}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{}:{line}: {source}", path.display())]
@@ -81,9 +82,9 @@ pub enum IfevalError {
 }
 
 /// Renders "prompt KEY: " when an error belongs to a known prompt.
-struct PromptKey(Option<i64>);
+struct PromptKey<'a>(Option<&'a Key>);
 
-impl fmt::Display for PromptKey {
+impl fmt::Display for PromptKey<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             Some(key) => write!(f, "prompt {key}: "),
@@ -127,14 +128,14 @@ pub fn category(id: &str) -> &str {
     id.split(':').next().unwrap_or(id)
 }
 
-fn build(key: Option<i64>, id: &str, kwargs: &Map<String, Value>, prompt: &str) -> Result<Instruction, IfevalError> {
+fn build(key: Option<&Key>, id: &str, kwargs: &Map<String, Value>, prompt: &str) -> Result<Instruction, IfevalError> {
     Instruction::build(id, kwargs, prompt).map_err(|e| match e {
         BuildError::UnknownId => IfevalError::UnknownInstruction {
-            key,
+            key: key.cloned(),
             id: id.to_string(),
         },
         BuildError::Kwargs(reason) => IfevalError::InvalidKwargs {
-            key,
+            key: key.cloned(),
             id: id.to_string(),
             reason,
         },
@@ -189,7 +190,7 @@ fn loose_variants(response: &str) -> [String; 8] {
 pub fn score(prompt: &IfevalPrompt, response: &str) -> Result<PromptScore, IfevalError> {
     if prompt.instruction_id_list.len() != prompt.kwargs.len() {
         return Err(IfevalError::KwargsCount {
-            key: prompt.key,
+            key: prompt.key.clone(),
             ids: prompt.instruction_id_list.len(),
             kwargs: prompt.kwargs.len(),
         });
@@ -198,7 +199,7 @@ pub fn score(prompt: &IfevalPrompt, response: &str) -> Result<PromptScore, Ifeva
         .instruction_id_list
         .iter()
         .zip(&prompt.kwargs)
-        .map(|(id, kwargs)| build(Some(prompt.key), id, kwargs, &prompt.prompt))
+        .map(|(id, kwargs)| build(Some(&prompt.key), id, kwargs, &prompt.prompt))
         .collect::<Result<Vec<_>, _>>()?;
     let variants = loose_variants(response);
     let strict: Vec<bool> = instructions.iter().map(|i| follows(i, response)).collect();
@@ -208,7 +209,7 @@ pub fn score(prompt: &IfevalPrompt, response: &str) -> Result<PromptScore, Ifeva
         .map(|(i, &strict)| strict || variants.iter().any(|v| follows(i, v)))
         .collect();
     Ok(PromptScore {
-        key: prompt.key,
+        key: prompt.key.clone(),
         prompt_strict: strict.iter().all(|&b| b),
         prompt_loose: loose.iter().all(|&b| b),
         strict,
@@ -243,7 +244,7 @@ mod tests {
 
     fn prompt(ids: &[&str], kwargs: Vec<Value>) -> IfevalPrompt {
         IfevalPrompt {
-            key: 7,
+            key: Key::Int(7),
             prompt: "Write something.".to_string(),
             instruction_id_list: ids.iter().map(|s| s.to_string()).collect(),
             kwargs: kwargs.into_iter().map(|v| v.as_object().unwrap().clone()).collect(),
@@ -346,7 +347,10 @@ mod tests {
 
         let mut p = prompt(&["punctuation:no_comma"], vec![json!({})]);
         p.kwargs.clear();
-        assert!(matches!(score(&p, "x"), Err(IfevalError::KwargsCount { key: 7, .. })));
+        assert!(matches!(
+            score(&p, "x"),
+            Err(IfevalError::KwargsCount { key: Key::Int(7), .. })
+        ));
     }
 
     #[test]

@@ -1,0 +1,375 @@
+//! `spotlight serve` against the real model: OpenAI semantics, steering equal to `run`,
+//! per-request isolation under concurrency, prompt-prefix reuse, bad input, and overload.
+//! Each test owns one server process on 127.0.0.1 and holds the compute lock while it runs.
+
+mod common;
+
+use common::server::Server;
+use common::*;
+use serde_json::{json, Value};
+use std::process::Command;
+
+const PROMPT: &str = "Write a short poem about the sea. **Use only lowercase letters.**";
+const KEY: &str = "test-key-123";
+
+/// `spotlight run` greedy, as the reference the server must reproduce.
+fn run_text(extra: &[&str], prompt: &str, n: usize) -> String {
+    let model = model_path();
+    let n = n.to_string();
+    let out = Command::new(bin())
+        .args([
+            "run",
+            "--model",
+            model.to_str().unwrap(),
+            "--temp",
+            "0",
+            "--threads",
+            "2",
+            "--json",
+        ])
+        .args(["--n-predict", &n])
+        .args(extra)
+        .arg(prompt)
+        .output()
+        .expect("run spotlight");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["text"].as_str().unwrap().to_string()
+}
+
+fn chat(content: &str, max_tokens: usize, spotlight: Value) -> Value {
+    json!({
+        "model": "anything",
+        "messages": [{"role": "user", "content": content}],
+        "temperature": 0,
+        "max_tokens": max_tokens,
+        "spotlight": spotlight,
+    })
+}
+
+fn text_of(v: &Value) -> String {
+    v["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no content: {v}"))
+        .to_string()
+}
+
+#[test]
+fn chat_matches_run_streams_and_isolates_requests() {
+    let _g = compute_lock();
+    let steered_ref = run_text(&[], PROMPT, 16);
+    let plain_ref = run_text(&["--no-steer"], PROMPT, 16);
+    let head_ref = run_text(&["--granularity", "head", "--alpha", "0.1"], PROMPT, 16);
+    assert_ne!(
+        steered_ref, plain_ref,
+        "the reference prompt must be one that steering changes"
+    );
+
+    let server = Server::start(&["--threads", "2", "--parallel", "4", "-c", "8192", "--api-key", KEY]);
+    let (status, health) = server.get("/health", false);
+    assert_eq!((status, health.contains("ok")), (200, true), "{health}");
+    let (status, models) = server.get("/v1/models", true);
+    assert_eq!(status, 200, "{models}");
+    assert!(models.contains("\"object\":\"list\""), "{models}");
+
+    // one request at a time: the defaults steer like `run`, alpha 0 is `run --no-steer`
+    let (status, steered) = server.post("/v1/chat/completions", &chat(PROMPT, 16, json!(null)));
+    assert_eq!(status, 200, "{steered}");
+    assert_eq!(text_of(&steered), steered_ref);
+    assert_eq!(steered["object"], "chat.completion");
+    assert_eq!(steered["spotlight"]["steered"], true);
+    assert!(steered["spotlight"]["highlighted_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(steered["usage"]["completion_tokens"], 16);
+    assert_eq!(steered["choices"][0]["finish_reason"], "length");
+    let (_, plain) = server.post("/v1/chat/completions", &chat(PROMPT, 16, json!({"alpha": 0})));
+    assert_eq!(text_of(&plain), plain_ref);
+    assert_eq!(plain["spotlight"]["steered"], false);
+    let (_, head) = server.post(
+        "/v1/chat/completions",
+        &chat(PROMPT, 16, json!({"alpha": 0.1, "granularity": "head"})),
+    );
+    assert_eq!(text_of(&head), head_ref);
+    // highlights as substrings instead of markup give the same spans
+    let needle = chat(
+        "Write a short poem about the sea. Use only lowercase letters.",
+        16,
+        json!({"highlights": [" Use only lowercase letters."]}),
+    );
+    let (_, by_needle) = server.post("/v1/chat/completions", &needle);
+    assert_eq!(
+        by_needle["spotlight"]["highlighted_tokens"],
+        steered["spotlight"]["highlighted_tokens"]
+    );
+
+    // streaming: role first, deltas that add up to the same text, finish chunk, usage, [DONE]
+    let mut body = chat(PROMPT, 16, json!(null));
+    body["stream"] = json!(true);
+    body["stream_options"] = json!({"include_usage": true});
+    let events = server.stream("/v1/chat/completions", &body);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{events:?}");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let streamed: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(streamed, steered_ref);
+    let finish = chunks
+        .iter()
+        .find(|c| c["choices"][0]["finish_reason"].is_string())
+        .unwrap();
+    assert_eq!(finish["choices"][0]["finish_reason"], "length");
+    assert_eq!(finish["spotlight"]["steered"], true);
+    let usage = chunks.last().unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["completion_tokens"], 16);
+
+    // four at once, each with its own steering: every reply equals its one-at-a-time reply
+    let bodies = [
+        chat(PROMPT, 16, json!(null)),
+        chat(PROMPT, 16, json!({"alpha": 0})),
+        chat(PROMPT, 16, json!({"alpha": 0.1, "granularity": "head"})),
+        chat(PROMPT, 16, json!(null)),
+    ];
+    let expected = [&steered_ref, &plain_ref, &head_ref, &steered_ref];
+    let texts: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = bodies
+            .iter()
+            .map(|b| s.spawn(|| text_of(&server.post("/v1/chat/completions", b).1)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, (got, want)) in texts.iter().zip(expected).enumerate() {
+        assert_eq!(got, want, "concurrent request {i}");
+    }
+
+    // a client that hangs up mid-stream frees its slot: the server goes on serving
+    let mut long = chat(PROMPT, 200, json!(null));
+    long["stream"] = json!(true);
+    server.stream_and_hang_up("/v1/chat/completions", &long);
+    let (status, after) = server.post("/v1/chat/completions", &chat(PROMPT, 16, json!(null)));
+    assert_eq!((status, text_of(&after)), (200, steered_ref.clone()));
+    let (_, metrics) = server.get("/metrics", true);
+    assert!(metrics.contains("spotlight_requests_total"), "{metrics}");
+    let processing = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("spotlight_requests_processing "))
+        .unwrap();
+    assert_eq!(processing, "0", "{metrics}");
+}
+
+#[test]
+fn multi_turn_reuses_the_cached_prefix_with_the_same_result() {
+    let _g = compute_lock();
+    let server = Server::start(&["--threads", "2", "--parallel", "2", "-c", "4096"]);
+    let first = chat("Name a colour. **Answer in one word.**", 8, json!(null));
+    let (_, reply) = server.post("/v1/chat/completions", &first);
+    let answer = text_of(&reply);
+    let follow = json!({
+        "messages": [
+            {"role": "user", "content": "Name a colour. **Answer in one word.**"},
+            {"role": "assistant", "content": answer},
+            {"role": "user", "content": "Now name an animal."},
+        ],
+        "temperature": 0,
+        "max_tokens": 12,
+    });
+    let (_, cached) = server.post("/v1/chat/completions", &follow);
+    let reused = cached["usage"]["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(reused > 10, "the earlier turn should come from the cache: {cached}");
+    let mut cold = follow.clone();
+    cold["cache_prompt"] = json!(false);
+    let (_, recomputed) = server.post("/v1/chat/completions", &cold);
+    assert_eq!(recomputed["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+    assert_eq!(
+        text_of(&cached),
+        text_of(&recomputed),
+        "reuse must not change the reply"
+    );
+    assert_eq!(
+        cached["spotlight"]["steered"], true,
+        "the earlier turn's span stays steered"
+    );
+}
+
+#[test]
+fn completions_logprobs_and_stop() {
+    let _g = compute_lock();
+    let server = Server::start(&["--threads", "2", "--parallel", "1"]);
+    let raw = "The capital of France is";
+    let (status, v) = server.post(
+        "/v1/completions",
+        &json!({"prompt": raw, "temperature": 0, "max_tokens": 6, "logprobs": 3}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["object"], "text_completion");
+    let lp = &v["choices"][0]["logprobs"];
+    let n = v["usage"]["completion_tokens"].as_u64().unwrap() as usize;
+    assert_eq!(lp["tokens"].as_array().unwrap().len(), n);
+    for (i, top) in lp["top_logprobs"].as_array().unwrap().iter().enumerate() {
+        let top = top.as_object().unwrap();
+        assert!(!top.is_empty() && top.len() <= 3);
+        // greedy: the chosen token is the most likely one
+        let best = top.values().map(|x| x.as_f64().unwrap()).fold(f64::MIN, f64::max);
+        let chosen = lp["token_logprobs"][i].as_f64().unwrap();
+        assert!((best - chosen).abs() < 1e-4 && chosen <= 0.0, "{lp}");
+    }
+    let text = v["choices"][0]["text"].as_str().unwrap().to_string();
+    // a stop sequence taken from the greedy text ends the reply right before it
+    let word = text.split_whitespace().nth(1).expect("two words");
+    let (_, stopped) = server.post(
+        "/v1/completions",
+        &json!({"prompt": raw, "temperature": 0, "max_tokens": 6, "stop": [word]}),
+    );
+    let got = stopped["choices"][0]["text"].as_str().unwrap();
+    assert_eq!(stopped["choices"][0]["finish_reason"], "stop");
+    assert_eq!(got, &text[..text.find(word).unwrap()]);
+    // chat logprobs in OpenAI's chat shape
+    let mut body = chat(PROMPT, 4, json!(null));
+    body["logprobs"] = json!(true);
+    body["top_logprobs"] = json!(2);
+    let (_, c) = server.post("/v1/chat/completions", &body);
+    let content = c["choices"][0]["logprobs"]["content"].as_array().unwrap();
+    assert_eq!(content.len(), 4);
+    assert_eq!(content[0]["top_logprobs"].as_array().unwrap().len(), 2);
+    assert!(content[0]["bytes"].is_array());
+}
+
+fn assert_error(got: &(u16, Value), status: u16, needle: &str) {
+    assert_eq!(got.0, status, "{}", got.1);
+    let msg = got.1["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error body: {}", got.1));
+    assert!(msg.contains(needle), "{needle:?} not in {msg:?}");
+    assert!(got.1["error"]["type"].is_string());
+}
+
+#[test]
+fn bad_requests_get_openai_errors_and_the_server_survives() {
+    let _g = compute_lock();
+    let server = Server::start(&["--threads", "2", "--parallel", "2", "-c", "1024", "--api-key", KEY]);
+    let post = |body: &str| {
+        let (s, _, text) = server.post_raw("/v1/chat/completions", body);
+        (
+            s,
+            serde_json::from_str::<Value>(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
+        )
+    };
+    assert_error(&post("{not json"), 400, "not valid JSON");
+    assert_error(&post(""), 400, "empty");
+    assert_error(&post(r#"{"model": "x"}"#), 400, "messages");
+    assert_error(&post(r#"{"messages": "hi"}"#), 400, "messages");
+    assert_error(
+        &post(r#"{"messages": [], "max_tokens": 4}"#),
+        400,
+        "at least one message",
+    );
+    let one = |extra: Value| {
+        let mut b = chat("Say **hi**.", 4, json!(null));
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        post(&b.to_string())
+    };
+    assert_error(&one(json!({"n": 2})), 400, "n = 2");
+    assert_error(&one(json!({"temperature": "hot"})), 400, "temperature");
+    assert_error(&one(json!({"temperature": 5})), 400, "temperature");
+    assert_error(&one(json!({"spotlight": {"alpha": 1.5}})), 400, "[0, 1)");
+    assert_error(&one(json!({"spotlight": {"granularity": "token"}})), 400, "granularity");
+    assert_error(&one(json!({"spotlight": {"layers": "99"}})), 400, "layer 99");
+    assert_error(&one(json!({"spotlight": {"highlights": ["absent"]}})), 400, "absent");
+    assert_error(&one(json!({"spotlight": {"bogus": 1}})), 400, "bogus");
+    assert_error(&one(json!({"stop": ["a", "b", "c", "d", "e"]})), 400, "stop");
+    assert_error(
+        &one(json!({"messages": [{"role": "user", "content": "unbalanced **markup"}]})),
+        400,
+        "messages[0]",
+    );
+    assert_error(
+        &one(json!({"messages": [{"role": "wizard", "content": "x"}]})),
+        400,
+        "role",
+    );
+    let long = "word ".repeat(2000);
+    let too_long = one(json!({"messages": [{"role": "user", "content": long}]}));
+    assert_error(&too_long, 400, "tokens but a slot holds");
+    assert_eq!(too_long.1["error"]["code"], "context_length_exceeded");
+
+    // authentication: 401 without the key, /health open
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut r = agent
+        .post(&format!("{}/v1/chat/completions", server.base))
+        .send(chat("hi", 2, json!(null)).to_string())
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let body: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(body["error"]["type"], "authentication_error");
+    assert_eq!(server.get("/health", false).0, 200);
+    assert_eq!(server.get("/v1/models", false).0, 401);
+    let (status, text) = server.get("/v1/nothing", true);
+    assert_eq!(status, 404, "{text}");
+    assert!(text.contains("\"error\""), "{text}");
+    let (status, _) = server.get("/v1/chat/completions", true);
+    assert_eq!(status, 405);
+
+    // after all that, a good request still works
+    let (status, ok) = server.post("/v1/chat/completions", &chat("Say **hi**.", 4, json!(null)));
+    assert_eq!(status, 200, "{ok}");
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after() {
+    let _g = compute_lock();
+    let server = Server::start(&["--threads", "2", "--parallel", "1", "--queue", "1"]);
+    // the first request holds the slot, the second waits; more get 503 while both are in flight
+    let statuses: Vec<(u16, Option<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..5)
+            .map(|i| {
+                let server = &server;
+                s.spawn(move || {
+                    std::thread::sleep(std::time::Duration::from_millis(300 * i));
+                    let (status, headers, _) =
+                        server.post_raw("/v1/chat/completions", &chat(PROMPT, 64, json!(null)).to_string());
+                    let retry = headers.into_iter().find(|(k, _)| k == "retry-after").map(|(_, v)| v);
+                    (status, retry)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = statuses.iter().filter(|(s, _)| *s == 200).count();
+    let busy: Vec<_> = statuses.iter().filter(|(s, _)| *s == 503).collect();
+    assert!(ok >= 2 && !busy.is_empty(), "{statuses:?}");
+    assert!(busy.iter().all(|(_, r)| r.as_deref() == Some("1")), "{statuses:?}");
+    assert_eq!(ok + busy.len(), 5, "{statuses:?}");
+}
+
+#[test]
+fn the_openai_python_client_works_unchanged() {
+    let _g = compute_lock();
+    let server = Server::start(&["--threads", "2", "--parallel", "2", "--api-key", KEY]);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve_openai_client.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .env("SPOTLIGHT_BASE", format!("{}/v1", server.base))
+        .env("SPOTLIGHT_KEY", KEY)
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the openai client script failed (scripts/test.sh installs the `openai` package):\n{stdout}\n{stderr}"
+    );
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(report["steered"], true, "{report}");
+    assert_eq!(report["plain_steered"], false, "{report}");
+    assert_eq!(report["stream_text"], report["text"], "{report}");
+    assert_ne!(report["text"], report["plain_text"], "{report}");
+    assert_eq!(report["bad_alpha_status"], 400, "{report}");
+}
