@@ -9,6 +9,10 @@
 //! permission requested on one thread only; see issue "Runs on every x86-64 CPU").
 //! `SPOTLIGHT_PORTABLE=1` (or `v3`) targets x86-64-v3 (AVX2, FMA, F16C, BMI2);
 //! `SPOTLIGHT_PORTABLE=baseline` enables no extension beyond x86-64 itself.
+//!
+//! `SPOTLIGHT_SANITIZE=1` compiles llama.cpp (with our patch) with `-fsanitize=address,undefined`
+//! and links every binary of this crate (tests and examples included) against the sanitizer
+//! runtimes, in a build dir of its own; scripts/sanitize.sh uses it with a separate target dir.
 
 #[path = "build/bindings.rs"]
 // a bindgen build records the bindings instead of checking them
@@ -38,6 +42,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", bindings::BINDINGS);
     println!("cargo:rerun-if-env-changed=SPOTLIGHT_PORTABLE");
     println!("cargo:rerun-if-env-changed=SPOTLIGHT_AMX");
+    println!("cargo:rerun-if-env-changed=SPOTLIGHT_SANITIZE");
     println!("cargo:rerun-if-env-changed=CC");
     println!("cargo:rerun-if-env-changed=CXX");
     println!("cargo:rerun-if-env-changed=CUDA_PATH");
@@ -66,7 +71,8 @@ fn main() {
     // One llama.cpp build per configuration, shared by every build-script run of this crate
     // (check, clippy, test and release builds each get their own OUT_DIR; without this each
     // would compile llama.cpp again). Cargo's lock on the target directory serializes access.
-    let shared = shared_build_dir(&out, &CpuTarget::from_env());
+    let sanitize = sanitize_from_env();
+    let shared = shared_build_dir(&out, &CpuTarget::from_env(), sanitize);
     let src = shared.join("llama.cpp");
     sync_tree(&vendor, &src, &patched);
     // The integrity test re-applies the patches and compares against this tree.
@@ -81,9 +87,10 @@ fn main() {
     );
 
     let cpu = CpuTarget::from_env();
-    println!("cargo:rustc-env=SPOTLIGHT_CPU_BUILD={}", cpu.describe());
-    let dst = build_llama(&src, &shared.join("cmake"), &cpu);
-    link(&dst);
+    let sanitized = if sanitize { ", ASan+UBSan (SPOTLIGHT_SANITIZE=1)" } else { "" };
+    println!("cargo:rustc-env=SPOTLIGHT_CPU_BUILD={}{sanitized}", cpu.describe());
+    let dst = build_llama(&src, &shared.join("cmake"), &cpu, sanitize);
+    link(&dst, sanitize);
 
     #[cfg(feature = "bindgen")]
     {
@@ -98,7 +105,7 @@ fn main() {
 /// `<target-dir>/llama-cpp/<configuration>`: OUT_DIR is `<target-dir>/<profile>/build/<pkg>/out`.
 /// The key names every setting that changes the compiled code, so check, clippy, test and
 /// release builds made under the same environment share one build and differing ones never do.
-fn shared_build_dir(out: &Path, cpu: &CpuTarget) -> PathBuf {
+fn shared_build_dir(out: &Path, cpu: &CpuTarget, sanitize: bool) -> PathBuf {
     let target_dir = out.ancestors().nth(4).unwrap_or(out);
     let mut key = env::var("TARGET").unwrap_or_else(|_| "host".into());
     for (on, name) in [
@@ -113,8 +120,25 @@ fn shared_build_dir(out: &Path, cpu: &CpuTarget) -> PathBuf {
     }
     key.push('-');
     key.push_str(cpu.key());
+    if sanitize {
+        key.push_str("-asan-ubsan");
+    }
     target_dir.join("llama-cpp").join(key)
 }
+
+/// `SPOTLIGHT_SANITIZE=1`: AddressSanitizer + UndefinedBehaviorSanitizer build (see the top).
+fn sanitize_from_env() -> bool {
+    match env::var("SPOTLIGHT_SANITIZE").unwrap_or_default().trim() {
+        "" | "0" => false,
+        "1" => true,
+        other => fail(&format!("SPOTLIGHT_SANITIZE={other:?} is not understood: use 1 or 0")),
+    }
+}
+
+/// Compiler flags of the sanitizer build. Frame pointers keep ASan's malloc/free stacks useful in
+/// an -O3 build; UBSan stays recoverable at compile time so that UBSAN_OPTIONS=halt_on_error=1
+/// (scripts/sanitize.sh) decides whether a finding is fatal.
+const SANITIZE_FLAGS: [&str; 2] = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"];
 
 fn fail(msg: &str) -> ! {
     eprintln!("error: {msg}");
@@ -278,7 +302,7 @@ fn accepts_flags(compiler: &str, lang: &str, flags: &[&str]) -> bool {
     probe.is_ok_and(|s| s.success())
 }
 
-fn build_llama(src: &Path, out_dir: &Path, cpu: &CpuTarget) -> PathBuf {
+fn build_llama(src: &Path, out_dir: &Path, cpu: &CpuTarget, sanitize: bool) -> PathBuf {
     let portable = cpu.level != CpuLevel::Native;
     let mut cfg = cmake::Config::new(src);
     cfg.out_dir(out_dir)
@@ -299,7 +323,11 @@ fn build_llama(src: &Path, out_dir: &Path, cpu: &CpuTarget) -> PathBuf {
         // Metal shaders are embedded so the binary does not need a .metallib next to it.
         .define("GGML_METAL_EMBED_LIBRARY", on_off(cfg!(feature = "metal")))
         .define("GGML_BLAS", "OFF")
-        .define("GGML_RPC", "OFF");
+        // `--rpc` clients and `spotlight rpc-server` workers (llama.cpp's RPC backend, TCP only:
+        // RDMA would be switched on by whatever libibverbs the build machine happens to have and
+        // then need linking; patches 0003/0004 adjust the TCP client and the server)
+        .define("GGML_RPC", "ON")
+        .define("GGML_RPC_RDMA", "OFF");
     if cpu.level == CpuLevel::Baseline {
         for ext in ["SSE42", "AVX", "AVX2", "BMI2", "FMA", "F16C", "AVX_VNNI", "AVX512"] {
             cfg.define(format!("GGML_{ext}"), "OFF");
@@ -309,6 +337,12 @@ fn build_llama(src: &Path, out_dir: &Path, cpu: &CpuTarget) -> PathBuf {
         cfg.cflag(flag);
         cfg.cxxflag(flag);
     }
+    if sanitize {
+        for flag in SANITIZE_FLAGS {
+            cfg.cflag(flag);
+            cfg.cxxflag(flag);
+        }
+    }
     if cfg!(feature = "cuda") {
         // No VMM keeps the driver library optional at link time on machines without it.
         cfg.define("GGML_CUDA_NCCL", "OFF");
@@ -316,7 +350,13 @@ fn build_llama(src: &Path, out_dir: &Path, cpu: &CpuTarget) -> PathBuf {
     cfg.build()
 }
 
-fn link(dst: &Path) {
+fn link(dst: &Path, sanitize: bool) {
+    if sanitize {
+        // The instrumented static libraries call into libasan/libubsan; linking through the C
+        // driver with the same flag pulls the runtimes in (first, as ASan requires) for every
+        // binary of the crate, on stable Rust.
+        println!("cargo:rustc-link-arg=-fsanitize=address,undefined");
+    }
     for dir in ["lib", "lib64"] {
         println!("cargo:rustc-link-search=native={}", dst.join(dir).display());
     }
@@ -328,7 +368,9 @@ fn link(dst: &Path) {
     if cfg!(feature = "metal") {
         println!("cargo:rustc-link-lib=static=ggml-metal");
     }
-    for lib in ["ggml", "ggml-cpu", "ggml-base"] {
+    // ggml's backend registry references ggml-rpc (and spotlight calls it directly); ggml-rpc
+    // itself needs only ggml-base.
+    for lib in ["ggml", "ggml-rpc", "ggml-cpu", "ggml-base"] {
         println!("cargo:rustc-link-lib=static={lib}");
     }
 

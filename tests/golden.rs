@@ -37,10 +37,26 @@ fn steer(run: &str, trace: bool) -> Option<SteerConfig> {
     })
 }
 
+/// Tolerances of one comparison: for a build with the reference's SIMD flags, and for any other
+/// x86-64 build (AVX2 without AVX-512, portable builds), whose kernels round differently.
+struct Tolerance {
+    same_simd: (f32, f64),
+    other_simd: (f32, f64),
+}
+
 /// Teacher-forced comparison: at every step the reference token must be our argmax, or tie with
 /// it within `tol` (a different float rounding may flip a near-tie, see the golden README); at the
 /// first step, the reference's top-5 logits must be ours within `first_tol`.
-fn check_forced(run: &str, tol: f32, first_tol: f64) {
+fn check_forced(run: &str, tolerance: Tolerance) {
+    let (tol, first_tol) = if same_simd_as_golden() {
+        tolerance.same_simd
+    } else {
+        tolerance.other_simd
+    };
+    eprintln!(
+        "{run}: build {} the reference's SIMD flags: step tolerance {tol}, first-step tolerance {first_tol}",
+        if same_simd_as_golden() { "has" } else { "differs from" }
+    );
     let _g = compute_lock();
     let model = model();
     for case in golden_cases(run) {
@@ -95,6 +111,7 @@ fn check_forced(run: &str, tol: f32, first_tol: f64) {
         for (i, theirs) in ref_top.iter().enumerate() {
             let token = theirs[0].as_u64().unwrap() as usize;
             let diff = (out.first_logits[token] as f64 - theirs[1].as_f64().unwrap()).abs();
+            eprintln!("{run}: first-step logit of rank {i} differs by {diff:.4}");
             assert!(
                 diff < first_tol,
                 "{run}: first-step logit of rank {i} (token {token}) differs by {diff}"
@@ -105,7 +122,14 @@ fn check_forced(run: &str, tol: f32, first_tol: f64) {
 
 #[test]
 fn unsteered_matches_reference_step_by_step() {
-    check_forced("none", 1e-3, 1e-3);
+    // measured on an AVX2-only AMD EPYC (2026-12-02): steps within 0.12, first step within 0.31
+    check_forced(
+        "none",
+        Tolerance {
+            same_simd: (1e-3, 1e-3),
+            other_simd: (0.25, 0.5),
+        },
+    );
 }
 
 // Steered runs agree with the reference up to float rounding, and the rounding differs by design:
@@ -123,24 +147,34 @@ fn unsteered_matches_reference_step_by_step() {
 
 #[test]
 fn head_granularity_matches_reference_step_by_step() {
-    check_forced("0.1,head", 0.3, 0.35);
+    // other SIMD (AVX2-only AMD EPYC, 2026-12-02): first step within 0.36
+    check_forced(
+        "0.1,head",
+        Tolerance {
+            same_simd: (0.3, 0.35),
+            other_simd: (0.4, 0.6),
+        },
+    );
 }
 
 #[test]
 fn layer_granularity_matches_reference_step_by_step() {
-    check_forced("0.2,layer", 0.1, 0.2);
+    // other SIMD (AVX2-only AMD EPYC, 2026-12-02): first step within 0.28
+    check_forced(
+        "0.2,layer",
+        Tolerance {
+            same_simd: (0.1, 0.2),
+            other_simd: (0.25, 0.45),
+        },
+    );
 }
 
-/// The golden build had AVX-512F; other SIMD builds may part ways after a few greedy steps.
+/// The golden build had AVX2, AVX-512F, FMA and F16C; builds with other SIMD flags round
+/// differently and may part ways after a few greedy steps. Decided by what the library was
+/// compiled with (not what the CPU could do: a portable build on an AVX-512 CPU differs too).
 fn same_simd_as_golden() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f") && std::env::var_os("SPOTLIGHT_PORTABLE").is_none()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    let compiled = spotlight::llama::compiled_cpu_features();
+    ["AVX2", "AVX512", "FMA", "F16C"].iter().all(|f| compiled.contains(f))
 }
 
 fn run_cli(extra: &[&str], user: &str) -> serde_json::Value {
@@ -236,20 +270,36 @@ fn unsteered_trace_matches_reference_span_shares() {
         .unwrap();
         let layers = first["layers"].as_array().unwrap();
         assert_eq!(layers.len(), expected.len(), "one trace entry per layer");
+        let (mut max_diff, mut sum_diff, mut n_diff) = (0f64, 0f64, 0usize);
         for (layer, want) in layers.iter().zip(expected) {
             let ours = layer["last_token_before"].as_array().unwrap();
             assert_eq!(layer["layer"], want["layer"]);
             let want = want["per_head"].as_array().unwrap();
             assert_eq!(ours.len(), want.len(), "heads in layer {}", layer["layer"]);
+            // other SIMD: rounding differences grow with depth (measured on an AVX2-only AMD EPYC,
+            // 2026-12-02: at most 0.034), so each share gets a loose bound and the
+            // mean over all heads a tight one (see below)
+            let tol = if same_simd_as_golden() { 1e-3 } else { 0.05 };
             for (h, (a, b)) in ours.iter().zip(want).enumerate() {
                 let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+                max_diff = max_diff.max((a - b).abs());
+                sum_diff += (a - b).abs();
+                n_diff += 1;
                 assert!(
-                    (a - b).abs() < 1e-3,
+                    (a - b).abs() < tol,
                     "layer {} head {h}: share {a} vs reference {b}",
                     layer["layer"]
                 );
             }
         }
+        let mean_diff = sum_diff / n_diff.max(1) as f64;
+        eprintln!(
+            "{}: span-share difference largest {max_diff:.2e}, mean {mean_diff:.2e}",
+            case["name"]
+        );
+        // AVX2-only AMD EPYC, 2026-12-02: largest 0.034, mean 1.1e-3
+        let mean_tol = if same_simd_as_golden() { 1e-3 } else { 5e-3 };
+        assert!(mean_diff < mean_tol, "mean span-share difference {mean_diff} over {n_diff} heads");
     }
 }
 

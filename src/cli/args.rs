@@ -3,6 +3,7 @@
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use spotlight::llama::Endpoint;
 use spotlight::spotlight::{Alpha, Granularity, LayerSelection, SteerConfig, DEFAULT_ALPHA, DEFAULT_GRANULARITY};
 use std::path::PathBuf;
 
@@ -42,6 +43,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// OpenAI-compatible HTTP server; `**markup**` or `spotlight.highlights` steer each request.
     Serve(Box<super::serve::ServeArgs>),
+    /// Offer this machine's devices to `--rpc` clients (llama.cpp's RPC backend, as its rpc-server).
+    RpcServer(super::rpc_server::RpcServerArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -67,9 +70,22 @@ pub struct ModelArgs {
     /// CPU threads [default: all cores; bench: 2].
     #[arg(short = 't', long, value_parser = clap::value_parser!(i32).range(1..))]
     pub threads: Option<i32>,
-    /// Layers to offload to the GPU (GPU builds only).
+    /// Layers to offload to GPUs and --rpc servers (the rest, and the input layer, stay on this
+    /// CPU); more than the model has offloads the output layer too.
     #[arg(long, default_value_t = 99, allow_negative_numbers = true)]
     pub n_gpu_layers: i32,
+    /// RPC servers whose devices take the offloaded layers (`spotlight rpc-server` or llama.cpp's
+    /// rpc-server on each), before this machine's GPUs.
+    #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',')]
+    pub rpc: Vec<Endpoint>,
+    /// Seconds an RPC server may take to answer (a computation included) before the command
+    /// fails naming it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rpc_timeout: u32,
+    /// Share of the offloaded layers per device, e.g. `3,1`: --rpc servers' devices in order,
+    /// then local GPUs [default: in proportion to each device's free memory].
+    #[arg(long, value_name = "N,...", value_delimiter = ',')]
+    pub tensor_split: Vec<f32>,
     /// Show llama.cpp's logs.
     #[arg(short = 'v', long)]
     pub verbose: bool,

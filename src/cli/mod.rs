@@ -6,6 +6,8 @@ mod bench;
 mod chat;
 mod eval;
 mod pull;
+mod rpc;
+mod rpc_server;
 mod run;
 mod serve;
 mod show_spans;
@@ -19,12 +21,17 @@ use spotlight::spotlight::prompt::PromptError;
 pub(crate) fn load_model(model: &args::ModelArgs, progress: bool) -> anyhow::Result<spotlight::llama::Model> {
     let path = run::model_path(model.path.as_ref())?;
     spotlight::llama::init_backend(model.verbose);
-    Ok(spotlight::llama::Model::load(
+    let placement = spotlight::llama::Placement {
+        rpc: rpc::connect(model)?,
+        tensor_split: model.tensor_split.clone(),
+    };
+    Ok(spotlight::llama::Model::load_placed(
         &path,
         &spotlight::llama::ModelParams {
             n_gpu_layers: model.n_gpu_layers,
             progress,
         },
+        &placement,
     )?)
 }
 
@@ -70,6 +77,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Pull(args) => pull::pull(&args),
         Command::Bench(args) => bench::bench(&args),
         Command::Serve(args) => serve::serve(&args),
+        Command::RpcServer(args) => rpc_server::rpc_server(&args),
         Command::Chat(args) => chat::chat(&args).map_err(|e| with_hint(e, chat::flag_hint)),
         Command::Eval(args) => eval::eval(&args),
         Command::Annotate(args) => annotate::annotate(&args),

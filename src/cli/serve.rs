@@ -94,6 +94,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             layers: args.steer.layers.clone(),
             markup: args.markup == OnOff::On,
             highlights: Vec::new(),
+            trace: false,
         },
     };
     // the server runs until interrupted: the model lives as long as the process

@@ -32,6 +32,16 @@ pub enum LlamaError {
     Decode { status: i32, detail: String },
     #[error("invalid text for llama.cpp: {0}")]
     InvalidText(String),
+    #[error("cannot reach the RPC server {endpoint}: {detail}")]
+    RpcUnreachable { endpoint: String, detail: String },
+    #[error("the RPC server {0} is listed twice")]
+    RpcListedTwice(String),
+    #[error("the RPC server {0} offers no devices")]
+    RpcNoDevices(String),
+    #[error("the RPC server cannot serve on {endpoint}: {detail}")]
+    RpcServe { endpoint: String, detail: String },
+    #[error("invalid tensor split: {0}")]
+    TensorSplit(String),
 }
 
 /// Format captured llama.cpp error log lines as a suffix for an error message.

@@ -14,18 +14,20 @@ mod cpu_check;
 mod error;
 pub mod graph;
 mod model;
+pub mod rpc;
 mod sampler;
 pub(crate) mod sys;
 mod vocab;
 
-pub use backend::{capture_logs, init_backend, last_log_errors, system_info};
+pub use backend::{capture_logs, exit_on_abort, init_backend, last_log_errors, system_info, AbortReport};
 pub use batch::Batch;
 pub use chat::{ChatMessage, ChatTemplate};
 pub use context::{Context, ContextParams, FlashAttn, Perf};
 pub use cpu_check::{compiled_cpu_features, unsupported_cpu_features};
 pub use error::LlamaError;
 pub use graph::{AttnSteer, ComputedGraph, GraphBuilder, SpanMask, SteeredAttention, Tensor, UbatchInfo};
-pub use model::{Model, ModelParams};
+pub use model::{Model, ModelParams, Placement};
+pub use rpc::{Endpoint, RpcServers};
 pub use sampler::{Sampler, SamplingParams};
 pub use vocab::{TokenDecoder, TokenizedText, Vocab};
 

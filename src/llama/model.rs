@@ -2,6 +2,7 @@
 
 use super::backend::last_log_errors;
 use super::error::{detail_from_log, LlamaError};
+use super::rpc::RpcServers;
 use super::sys;
 use super::vocab::Vocab;
 use std::ffi::{c_void, CStr, CString};
@@ -24,6 +25,45 @@ impl Default for ModelParams {
             n_gpu_layers: -1,
             progress: false,
         }
+    }
+}
+
+/// Which devices a model's offloaded layers go to (see [`Model::load_placed`]); the default is
+/// llama.cpp's own choice (this machine's GPUs, none on a CPU build).
+#[derive(Debug, Clone, Default)]
+pub struct Placement {
+    /// Offload to these RPC servers' devices first, then to this machine's GPUs.
+    pub rpc: Option<RpcServers>,
+    /// Share of the offloaded layers per device, in device order (RPC devices first); empty =
+    /// in proportion to each device's free memory. As llama.cpp's `--tensor-split`.
+    pub tensor_split: Vec<f32>,
+}
+
+impl Placement {
+    /// llama.cpp reads `llama_max_devices()` values: zero-filled beyond the given ones.
+    fn tensor_split_array(&self) -> Result<Option<Vec<f32>>, LlamaError> {
+        if self.tensor_split.is_empty() {
+            return Ok(None);
+        }
+        // SAFETY: a constant of the library.
+        let max = unsafe { sys::llama_max_devices() };
+        if self.tensor_split.len() > max {
+            return Err(LlamaError::TensorSplit(format!(
+                "{} values, but llama.cpp handles at most {max} devices",
+                self.tensor_split.len()
+            )));
+        }
+        if let Some(bad) = self.tensor_split.iter().find(|v| !v.is_finite() || **v < 0.0) {
+            return Err(LlamaError::TensorSplit(format!(
+                "{bad} is not a share (use non-negative numbers such as 3,1)"
+            )));
+        }
+        if self.tensor_split.iter().all(|&v| v == 0.0) {
+            return Err(LlamaError::TensorSplit("every share is 0".into()));
+        }
+        let mut split = self.tensor_split.clone();
+        split.resize(max, 0.0);
+        Ok(Some(split))
     }
 }
 
@@ -71,7 +111,15 @@ fn check_gguf(path: &Path) -> Result<(), LlamaError> {
 impl Model {
     /// Load a GGUF file. The file is checked first so that common mistakes get a clear message.
     pub fn load(path: &Path, params: &ModelParams) -> Result<Model, LlamaError> {
+        Self::load_placed(path, params, &Placement::default())
+    }
+
+    /// Load a GGUF file with its offloaded layers (`n_gpu_layers`) on the given devices.
+    pub fn load_placed(path: &Path, params: &ModelParams, placement: &Placement) -> Result<Model, LlamaError> {
         check_gguf(path)?;
+        let tensor_split = placement.tensor_split_array()?;
+        // NULL-terminated; None keeps llama.cpp's default device selection
+        let mut devices = placement.rpc.as_ref().map(RpcServers::offload_devices);
         let c_path = CString::new(path.to_string_lossy().as_bytes())
             .map_err(|_| LlamaError::InvalidText("model path contains a NUL byte".into()))?;
         let bar = if params.progress {
@@ -86,12 +134,20 @@ impl Model {
         // SAFETY: default params are plain data.
         let mut mp = unsafe { sys::llama_model_default_params() };
         mp.n_gpu_layers = params.n_gpu_layers;
+        if let Some(devices) = devices.as_mut() {
+            mp.devices = devices.as_mut_ptr();
+        }
+        if let Some(split) = &tensor_split {
+            mp.tensor_split = split.as_ptr();
+        }
         if let Some(bar) = &bar {
             mp.progress_callback = Some(progress_callback);
             mp.progress_callback_user_data = bar as *const _ as *mut c_void;
         }
         last_log_errors();
-        // SAFETY: c_path is NUL-terminated; the progress user data outlives the call.
+        // SAFETY: c_path is NUL-terminated; the progress user data, the NULL-terminated device
+        // list and the llama_max_devices() split values outlive the call (llama.cpp copies both
+        // lists into the model).
         let ptr = unsafe { sys::llama_model_load_from_file(c_path.as_ptr(), mp) };
         if let Some(bar) = bar {
             bar.finish_and_clear();

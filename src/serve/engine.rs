@@ -11,6 +11,7 @@ use super::job::{Event, FinishReason, Job, TokenLogprob, Usage};
 use super::metrics::Metrics;
 use super::prefix::{reusable_prefix, KvOrigin};
 use super::stop::{StopMatcher, StopOutcome};
+use super::trace_summary::TraceSummary;
 use crate::llama::{Batch, Context, Model, Sampler, SeqId, Token, TokenDecoder};
 use crate::spotlight::controller::SpotlightHook;
 use crate::spotlight::session::top_k;
@@ -44,6 +45,8 @@ struct Running<'m> {
     logits_index: Option<i32>,
     /// The client went away: finish without sending.
     abandoned: bool,
+    /// Span shares of this request's rows, when it asked for them.
+    trace: Option<TraceSummary>,
 }
 
 pub struct Engine<'m> {
@@ -172,6 +175,7 @@ impl<'m> Engine<'m> {
                 next: None,
                 logits_index: None,
                 abandoned: false,
+                trace: job.steer.as_ref().filter(|c| c.trace).map(|_| TraceSummary::default()),
                 job,
             });
         }
@@ -265,6 +269,16 @@ impl<'m> Engine<'m> {
             }
             return;
         }
+        if self.current.as_ref().is_some_and(|c| c.trace) {
+            let traces = self.sink.lock().map(|mut s| s.drain()).unwrap_or_default();
+            for &i in &participants {
+                if let Some(summary) = self.slots[i].running.as_mut().and_then(|r| r.trace.as_mut()) {
+                    for t in &traces {
+                        summary.add(t, i as SeqId);
+                    }
+                }
+            }
+        }
         for i in participants {
             self.sample(i);
         }
@@ -348,6 +362,7 @@ impl<'m> Engine<'m> {
                 total_tokens: prompt_tokens + r.generated,
                 cached_tokens: r.cached_tokens,
             },
+            trace: r.trace.as_ref().map(TraceSummary::to_json),
         });
     }
 

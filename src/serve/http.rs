@@ -259,6 +259,17 @@ fn start(
         )
         .with_code("context_length_exceeded"));
     }
+    if let Some(max) = max_tokens.filter(|&m| n_prompt as u64 + m > state.n_ctx_slot as u64) {
+        return Err(ApiError::invalid_param(
+            "max_tokens",
+            format!(
+                "the prompt ({n_prompt} tokens) plus max_tokens ({max}) exceed a slot's {} tokens; \
+                 lower max_tokens or start the server with a larger --ctx-size",
+                state.n_ctx_slot
+            ),
+        )
+        .with_code("context_length_exceeded"));
+    }
     let highlighted = prepared.span_token_positions.len();
     let steered = !steer.alpha.is_off() && highlighted > 0;
     if steered && state.flash_attn == FlashAttn::On {
@@ -267,7 +278,11 @@ fn start(
              with --flash-attn auto or off",
         ));
     }
-    let config = steered.then(|| SteerConfig::spotlight(steer.alpha, steer.granularity, steer.layers.clone()));
+    // a traced request with highlights but τ = 0 is observed: measured, not changed
+    let config = (steered || (steer.trace && highlighted > 0)).then(|| SteerConfig {
+        trace: steer.trace,
+        ..SteerConfig::spotlight(steer.alpha, steer.granularity, steer.layers.clone())
+    });
     let sampling = SamplingParams {
         temp: common.temperature.unwrap_or(0.8),
         top_k: common.top_k.unwrap_or(40),
@@ -354,8 +369,16 @@ impl Started {
                     got.text.push_str(&text);
                     got.logprobs.extend(logprob);
                 }
-                Event::Done { finish_reason, usage } => {
-                    return Json(meta.full(state.model.vocab(), &got, finish_reason, &usage)).into_response()
+                Event::Done {
+                    finish_reason,
+                    usage,
+                    trace,
+                } => {
+                    let mut body = meta.full(state.model.vocab(), &got, finish_reason, &usage);
+                    if let Some(trace) = trace {
+                        body["spotlight"]["trace"] = trace;
+                    }
+                    return Json(body).into_response();
                 }
                 Event::Failed { message } => return ApiError::server(message).into_response(),
             }
@@ -380,7 +403,7 @@ fn stream(
             }
         }
         let mut offset = 0;
-        let mut done: Option<(FinishReason, Usage)> = None;
+        let mut done: Option<(FinishReason, Usage, Option<Value>)> = None;
         while let Some(event) = rx.recv().await {
             match event {
                 Event::Started { .. } => {}
@@ -394,8 +417,12 @@ fn stream(
                         return; // the client left; dropping rx tells the engine
                     }
                 }
-                Event::Done { finish_reason, usage } => {
-                    done = Some((finish_reason, usage));
+                Event::Done {
+                    finish_reason,
+                    usage,
+                    trace,
+                } => {
+                    done = Some((finish_reason, usage, trace));
                     break;
                 }
                 Event::Failed { message } => {
@@ -404,8 +431,12 @@ fn stream(
                 }
             }
         }
-        if let Some((finish, usage)) = done {
-            send(meta.finish_chunk(finish));
+        if let Some((finish, usage, trace)) = done {
+            let mut last = meta.finish_chunk(finish);
+            if let Some(trace) = trace {
+                last["spotlight"]["trace"] = trace;
+            }
+            send(last);
             if include_usage {
                 send(meta.usage_chunk(&usage));
             }

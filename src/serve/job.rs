@@ -61,6 +61,8 @@ pub enum Event {
     Done {
         finish_reason: FinishReason,
         usage: Usage,
+        /// With `spotlight.trace`: per-layer span shares of the request's rows.
+        trace: Option<serde_json::Value>,
     },
     Failed {
         message: String,

@@ -15,6 +15,7 @@ pub mod prompt;
 pub mod request;
 pub mod response;
 pub mod stop;
+pub mod trace_summary;
 
 use crate::llama::{ChatTemplate, Context, ContextParams, FlashAttn, Model};
 use metrics::Metrics;
@@ -131,9 +132,7 @@ pub fn serve(
             .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", options.host, options.port))?;
         on_listening(listener.local_addr()?);
         axum::serve(listener, http::router(state))
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
+            .with_graceful_shutdown(shutdown_signal())
             .await?;
         anyhow::Ok(())
     });
@@ -142,3 +141,28 @@ pub fn serve(
     let _ = engine_thread.join();
     result
 }
+
+/// Ctrl-C or SIGTERM (what service managers and `kill` send): stop accepting, finish in-flight
+/// responses, then return.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    eprintln!("spotlight serve: shutting down");
+}
+

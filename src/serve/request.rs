@@ -87,6 +87,9 @@ pub struct SpotlightParams {
     pub markup: Option<bool>,
     #[serde(default)]
     pub highlights: Vec<String>,
+    /// Return the per-layer span shares of this request's rows (before/after steering).
+    #[serde(default)]
+    pub trace: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,6 +194,7 @@ pub struct SteerRequest {
     pub layers: LayerSelection,
     pub markup: bool,
     pub highlights: Vec<String>,
+    pub trace: bool,
 }
 
 impl SpotlightParams {
@@ -214,6 +218,7 @@ impl SpotlightParams {
             layers,
             markup: self.markup.unwrap_or(defaults.markup),
             highlights: self.highlights,
+            trace: self.trace,
         })
     }
 }

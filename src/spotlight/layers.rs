@@ -4,6 +4,11 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
+/// llama.cpp's LLAMA_MAX_LAYERS: no model it loads has more layers. Layer numbers are capped at
+/// parse time because a range is expanded into a set: `0-99999999999` would otherwise try to
+/// insert 10¹¹ numbers (found by the long property run, examples/property_runs.rs).
+pub const MAX_LAYERS: usize = 512;
+
 /// Which attention layers are steered.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum LayerSelection {
@@ -46,9 +51,16 @@ impl FromStr for LayerSelection {
         for part in s.split(',') {
             let part = part.trim();
             let num = |t: &str| {
-                t.trim()
+                let n = t
+                    .trim()
                     .parse::<usize>()
-                    .map_err(|_| format!("`{t}` in `{part}` is not a layer number"))
+                    .map_err(|_| format!("`{t}` in `{part}` is not a layer number"))?;
+                if n >= MAX_LAYERS {
+                    return Err(format!(
+                        "layer {n} in `{part}` does not exist in any model (llama.cpp supports at most {MAX_LAYERS} layers)"
+                    ));
+                }
+                Ok(n)
             };
             if part.is_empty() {
                 return Err(format!("empty item in layer list `{s}`"));
@@ -102,5 +114,16 @@ mod tests {
         assert!("1,,2".parse::<LayerSelection>().unwrap_err().contains("empty item"));
         let sel: LayerSelection = "0,40".parse().unwrap();
         assert!(sel.validate(30).unwrap_err().contains("layer 40"));
+    }
+
+    #[test]
+    fn huge_layer_numbers_are_errors_not_a_huge_set() {
+        // Returns at once instead of expanding 10¹¹ numbers (or overflowing at usize::MAX).
+        for s in ["0-99999999999", "512", "3,0-18446744073709551615"] {
+            let e = s.parse::<LayerSelection>().unwrap_err();
+            assert!(e.contains("at most 512 layers"), "{s}: {e}");
+        }
+        let sel: LayerSelection = "500-511".parse().unwrap();
+        assert_eq!(sel, LayerSelection::Only((500..512).collect()));
     }
 }

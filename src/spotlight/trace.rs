@@ -66,6 +66,31 @@ fn to_token_head(data: &[f32], ne: [i64; 4]) -> (Vec<f32>, usize) {
 }
 
 impl UbatchTrace {
+    /// Only the rows (tokens) of sequence `seq`: one request's part of a shared batch.
+    pub fn rows_of(&self, seq: i32) -> UbatchTrace {
+        let keep: Vec<usize> = (0..self.seq_ids.len()).filter(|&i| self.seq_ids[i] == seq).collect();
+        let pick = |v: &[f32], n_head: usize| -> Vec<f32> {
+            keep.iter()
+                .flat_map(|&t| v[t * n_head..(t + 1) * n_head].iter().copied())
+                .collect()
+        };
+        UbatchTrace {
+            pos: keep.iter().map(|&i| self.pos[i]).collect(),
+            seq_ids: keep.iter().map(|&i| self.seq_ids[i]).collect(),
+            layers: self
+                .layers
+                .iter()
+                .map(|l| LayerShares {
+                    layer: l.layer,
+                    n_head: l.n_head,
+                    before: pick(&l.before, l.n_head),
+                    after: l.after.as_ref().map(|a| pick(a, l.n_head)),
+                })
+                .collect(),
+            config: self.config.clone(),
+        }
+    }
+
     pub(crate) fn read(
         graph: &ComputedGraph<'_>,
         ubatch: &UbatchInfo<'_>,
