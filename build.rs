@@ -352,10 +352,13 @@ fn build_llama(src: &Path, out_dir: &Path, cpu: &CpuTarget, sanitize: bool) -> P
 
 fn link(dst: &Path, sanitize: bool) {
     if sanitize {
-        // The instrumented static libraries call into libasan/libubsan; linking through the C
-        // driver with the same flag pulls the runtimes in (first, as ASan requires) for every
-        // binary of the crate, on stable Rust.
-        println!("cargo:rustc-link-arg=-fsanitize=address,undefined");
+        // The instrumented static libraries call into libasan/libubsan. `-fsanitize=...` as a
+        // link argument does not pull them in: rustc links with -nodefaultlibs, which turns off
+        // the driver's sanitizer libraries. Naming them here, before every other library, puts
+        // libasan first in the executable's DT_NEEDED list, which ASan requires (its malloc must
+        // win over libc's); this works on stable Rust for every binary of the crate.
+        println!("cargo:rustc-link-lib=dylib=asan");
+        println!("cargo:rustc-link-lib=dylib=ubsan");
     }
     for dir in ["lib", "lib64"] {
         println!("cargo:rustc-link-search=native={}", dst.join(dir).display());

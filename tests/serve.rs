@@ -373,3 +373,158 @@ fn the_openai_python_client_works_unchanged() {
     assert_ne!(report["text"], report["plain_text"], "{report}");
     assert_eq!(report["bad_alpha_status"], 400, "{report}");
 }
+
+/// The token strings and per-step top log-probabilities of a chat reply.
+fn tokens_and_tops(v: &Value) -> Vec<(String, Vec<(String, f64)>)> {
+    v["choices"][0]["logprobs"]["content"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no logprobs: {v}"))
+        .iter()
+        .map(|e| {
+            let tops = e["top_logprobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| (t["token"].as_str().unwrap().to_string(), t["logprob"].as_f64().unwrap()))
+                .collect();
+            (e["token"].as_str().unwrap().to_string(), tops)
+        })
+        .collect()
+}
+
+#[test]
+fn load_of_64_concurrent_requests_loses_nothing_and_matches_solo_replies() {
+    let _g = compute_lock();
+    let server = Server::start(&["--threads", "2", "--parallel", "4", "-c", "4096", "--queue", "100"]);
+    let topics = ["the sea", "a cat", "winter", "a city", "music", "the moon", "bread", "a train"];
+    let rules = [
+        "Use only lowercase letters.",
+        "Answer in exactly three sentences.",
+        "Do not use any commas.",
+        "End with the word goodbye.",
+    ];
+    let steering = [json!(null), json!({"alpha": 0.1, "granularity": "head"})];
+    let mut bodies = Vec::new();
+    for (i, topic) in topics.iter().enumerate() {
+        for (j, rule) in rules.iter().enumerate() {
+            for s in &steering {
+                let content = format!("Write about {topic}. **{rule}**");
+                let mut b = chat(&content, 32, s.clone());
+                b["logprobs"] = json!(true);
+                b["top_logprobs"] = json!(3);
+                bodies.push((format!("{i}/{j}/{s}"), b));
+            }
+        }
+    }
+    assert_eq!(bodies.len(), 64);
+    let solo: Vec<Value> = bodies
+        .iter()
+        .map(|(name, b)| {
+            let (status, v) = server.post("/v1/chat/completions", b);
+            assert_eq!(status, 200, "{name}: {v}");
+            v
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let concurrent: Vec<(u16, Value)> = std::thread::scope(|s| {
+        let handles: Vec<_> = bodies
+            .iter()
+            .map(|(_, b)| s.spawn(|| server.post("/v1/chat/completions", b)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    eprintln!("64 concurrent requests in {:.1} s", started.elapsed().as_secs_f64());
+    let (mut identical, mut gaps) = (0, Vec::new());
+    for (((name, _), alone), (status, together)) in bodies.iter().zip(&solo).zip(&concurrent) {
+        assert_eq!(*status, 200, "{name}: {together}");
+        assert_eq!(alone["spotlight"], together["spotlight"], "{name}: steering reported alike");
+        let (a, b) = (tokens_and_tops(alone), tokens_and_tops(together));
+        let Some(step) = a.iter().zip(&b).position(|(x, y)| x.0 != y.0) else {
+            assert_eq!(a.len(), b.len(), "{name}: lengths");
+            identical += 1;
+            continue;
+        };
+        // batching may flip a near-tie: the concurrent choice must be one of the solo run's top
+        // candidates at that step, close to its chosen log-probability
+        let (chosen, tops) = &a[step];
+        let chosen_lp = tops.iter().find(|t| &t.0 == chosen).map(|t| t.1).unwrap();
+        let gap = tops.iter().find(|t| t.0 == b[step].0).map(|t| chosen_lp - t.1);
+        eprintln!("{name}: parts at step {step}: {chosen:?} vs {:?}, gap {gap:?}", b[step].0);
+        gaps.push((name.clone(), step, gap));
+    }
+    // Measured here (2026-12-02, AVX2 CPU, two runs): 63 and 59 of 64 identical; the others
+    // parted at gaps of 0.02–0.09 and once 0.19 — wider than a 0.1 near-tie: CPU kernels
+    // accumulate in an order that depends on the batch's shape, and 30 layers amplify it.
+    // Cross-talk between spans would not keep every parting at a near-tie.
+    for (name, step, gap) in &gaps {
+        assert!(gap.is_some_and(|g| g <= 0.3), "{name}: step {step}: not a near-tie ({gap:?})");
+    }
+    assert!(gaps.len() <= 8, "too many replies parted from their solo reply: {gaps:?}");
+    let near_ties = gaps.len();
+    eprintln!("{identical} identical, {near_ties} parted at a near-tie");
+    let (_, metrics) = server.get("/metrics", false);
+    let total = metrics.lines().find_map(|l| l.strip_prefix("spotlight_requests_total ")).unwrap();
+    assert_eq!(total, "128", "{metrics}");
+}
+
+#[test]
+fn oversized_body_gets_413() {
+    let _g = compute_lock();
+    let server = Server::start(&["--threads", "1", "--parallel", "1"]);
+    let huge = format!(r#"{{"messages": [{{"role": "user", "content": "{}"}}]}}"#, "a".repeat(17 << 20));
+    let (status, _, text) = server.post_raw("/v1/chat/completions", &huge);
+    assert_eq!(status, 413, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert!(v["error"]["message"].as_str().unwrap().contains("MiB"), "{v}");
+    // a slot holds 8192 tokens here (default context, one slot)
+    let over = chat("Say **hi**.", 9000, json!(null));
+    let (status, v) = server.post("/v1/chat/completions", &over);
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["error"]["param"], "max_tokens");
+}
+
+#[test]
+fn trace_shows_the_span_share_brought_to_tau_and_sigterm_stops_cleanly() {
+    let _g = compute_lock();
+    let server = Server::start(&["--threads", "2", "--parallel", "2"]);
+    for (granularity, alpha) in [("layer", 0.2), ("head", 0.1)] {
+        let body = chat(PROMPT, 4, json!({"alpha": alpha, "granularity": granularity, "trace": true}));
+        let (status, v) = server.post("/v1/chat/completions", &body);
+        assert_eq!(status, 200, "{v}");
+        let trace = &v["spotlight"]["trace"];
+        let layers = trace["layers"].as_array().unwrap_or_else(|| panic!("no trace: {v}"));
+        assert_eq!(layers.len(), 30, "every layer of the model: {trace}");
+        let mut steered = 0;
+        for l in layers {
+            // units below τ are raised to τ, the others keep theirs: nothing ends below τ. Per
+            // head that is exact; per layer one bias from the mean share p̄ moves every head
+            // (the mean of the moved shares is τ only to first order), so a unit may end a
+            // little below τ
+            // (measured: down to 0.18 for τ = 0.2), though never below where it started
+            let after_min = l["after_min"].as_f64().unwrap();
+            let floor = if granularity == "head" {
+                alpha - 1e-3
+            } else {
+                l["before_min"].as_f64().unwrap().min(alpha) - 1e-3
+            };
+            assert!(after_min >= floor, "{granularity}: layer {} ends at {after_min}: {l}", l["layer"]);
+            if l["steered"].as_u64().unwrap() > 0 {
+                assert!(l["after_mean"].as_f64().unwrap() > l["before_mean"].as_f64().unwrap());
+            }
+            steered += l["steered"].as_u64().unwrap();
+        }
+        assert!(steered > 0, "{granularity}: some unit was below τ: {trace}");
+        // the prompt and every decode step of this request, nothing of another request
+        assert_eq!(trace["ubatches"], 4, "{trace}");
+    }
+    let (_, observed) = server.post(
+        "/v1/chat/completions",
+        &chat(PROMPT, 2, json!({"alpha": 0, "trace": true})),
+    );
+    assert_eq!(observed["spotlight"]["steered"], false);
+    let layer0 = &observed["spotlight"]["trace"]["layers"][0];
+    assert!(layer0["before_mean"].as_f64().unwrap() > 0.0, "{observed}");
+    assert!(layer0["after_mean"].is_null(), "observing changes nothing: {layer0}");
+    let status = server.terminate();
+    assert_eq!(status.code(), Some(0), "SIGTERM ends the server normally: {status:?}");
+}

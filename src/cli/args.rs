@@ -488,4 +488,55 @@ mod tests {
         let e = parse(&["chat", "--threads", "0"]).unwrap_err();
         assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{e}");
     }
+
+    #[test]
+    fn rpc_options_are_shared_by_every_command_that_loads_a_model() {
+        let rpc = [
+            "--rpc",
+            "10.0.0.2:50052,worker-b:50053",
+            "--tensor-split",
+            "3,1",
+            "--rpc-timeout",
+            "9",
+        ];
+        for command in [
+            &["run", "hi"][..],
+            &["chat"][..],
+            &["eval", "--data", "d.jsonl"][..],
+            &["bench"][..],
+            &["serve"][..],
+        ] {
+            let args: Vec<&str> = command.iter().chain(rpc.iter()).copied().collect();
+            let model = match parse(&args).unwrap().command {
+                Command::Run(a) => a.model,
+                Command::Chat(a) => a.model,
+                Command::Eval(a) => a.model,
+                Command::Bench(a) => a.model,
+                Command::Serve(a) => a.model,
+                _ => unreachable!(),
+            };
+            let endpoints: Vec<String> = model.rpc.iter().map(ToString::to_string).collect();
+            assert_eq!(endpoints, ["10.0.0.2:50052", "worker-b:50053"], "{command:?}");
+            assert_eq!(
+                (model.tensor_split, model.rpc_timeout),
+                (vec![3.0, 1.0], 9),
+                "{command:?}"
+            );
+        }
+        let Command::Run(run) = parse(&["run", "hi"]).unwrap().command else {
+            panic!("expected run")
+        };
+        assert!(run.model.rpc.is_empty() && run.model.tensor_split.is_empty());
+        let e = parse(&["run", "--rpc", "10.0.0.2", "hi"]).unwrap_err();
+        assert!(e.to_string().contains("HOST:PORT"), "{e}");
+        let e = parse(&["run", "--rpc-timeout", "0", "hi"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{e}");
+        let Command::RpcServer(server) = parse(&["rpc-server", "-t", "1", "--mem", "512,1024"]).unwrap().command else {
+            panic!("expected rpc-server")
+        };
+        assert_eq!(
+            (server.host.to_string(), server.port, server.threads, server.mem),
+            ("127.0.0.1".into(), 50052, Some(1), vec![512, 1024])
+        );
+    }
 }

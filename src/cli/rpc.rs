@@ -19,12 +19,11 @@ pub(super) fn connect(model: &ModelArgs) -> anyhow::Result<Option<RpcServers>> {
     }
     VERBOSE.store(model.verbose, Ordering::Relaxed);
     exit_on_abort(report_abort);
-    let servers = RpcServers::connect(&model.rpc, Duration::from_secs(model.rpc_timeout.into())).map_err(|e| {
-        match hint(&e) {
+    let servers =
+        RpcServers::connect(&model.rpc, Duration::from_secs(model.rpc_timeout.into())).map_err(|e| match hint(&e) {
             Some(h) => anyhow::anyhow!("{e}; {h}"),
             None => e.into(),
-        }
-    })?;
+        })?;
     if model.verbose {
         for (endpoint, d) in servers.devices() {
             eprintln!(

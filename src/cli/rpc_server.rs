@@ -31,7 +31,9 @@ pub struct RpcServerArgs {
 
 fn parse_ipv4(s: &str) -> Result<Ipv4Addr, String> {
     s.parse().map_err(|_| {
-        format!("`{s}` is not an IPv4 address such as 127.0.0.1 or 0.0.0.0 (llama.cpp's RPC server listens on IPv4 only)")
+        format!(
+            "`{s}` is not an IPv4 address such as 127.0.0.1 or 0.0.0.0 (llama.cpp's RPC server listens on IPv4 only)"
+        )
     })
 }
 

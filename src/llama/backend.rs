@@ -108,9 +108,9 @@ unsafe extern "C" fn abort_callback(text: *const c_char) {
 fn split_abort_message(text: &str) -> (&str, &str) {
     for (i, _) in text.match_indices(": ") {
         let prefix = &text[..i];
-        let is_location = prefix
-            .rsplit_once(':')
-            .is_some_and(|(file, line)| !file.is_empty() && !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit()));
+        let is_location = prefix.rsplit_once(':').is_some_and(|(file, line)| {
+            !file.is_empty() && !line.is_empty() && line.bytes().all(|b| b.is_ascii_digit())
+        });
         if is_location {
             return (prefix, &text[i + 2..]);
         }

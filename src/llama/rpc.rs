@@ -236,10 +236,11 @@ impl RpcServers {
         }
         let check_timeout = timeout.min(CONNECT_CHECK_TIMEOUT);
         for e in endpoints {
-            e.check_reachable(check_timeout).map_err(|detail| LlamaError::RpcUnreachable {
-                endpoint: e.to_string(),
-                detail,
-            })?;
+            e.check_reachable(check_timeout)
+                .map_err(|detail| LlamaError::RpcUnreachable {
+                    endpoint: e.to_string(),
+                    detail,
+                })?;
         }
         // whole seconds, at least one: 0 would mean "wait forever" to ggml-rpc
         let seconds = timeout.as_secs_f64().ceil().clamp(1.0, u32::MAX as f64) as u32;
@@ -322,7 +323,9 @@ pub fn describe_failure(message: &str) -> Option<ServerState> {
         let connected = CONNECTED.lock().unwrap_or_else(|p| p.into_inner());
         (connected.0.clone(), connected.1)
     };
-    let endpoint = endpoints.into_iter().find(|e| names_endpoint(message, &e.to_string()))?;
+    let endpoint = endpoints
+        .into_iter()
+        .find(|e| names_endpoint(message, &e.to_string()))?;
     Some(match endpoint.check_reachable(Duration::from_secs(1)) {
         Err(detail) => ServerState {
             description: format!(
@@ -363,7 +366,12 @@ fn worker_device_handles() -> Vec<Device> {
     let gpus: Vec<Device> = devices
         .iter()
         .copied()
-        .filter(|d| matches!(d.kind(), sys::GGML_BACKEND_DEVICE_TYPE_GPU | sys::GGML_BACKEND_DEVICE_TYPE_IGPU))
+        .filter(|d| {
+            matches!(
+                d.kind(),
+                sys::GGML_BACKEND_DEVICE_TYPE_GPU | sys::GGML_BACKEND_DEVICE_TYPE_IGPU
+            )
+        })
         .collect();
     if !gpus.is_empty() {
         return gpus;
@@ -470,7 +478,10 @@ mod tests {
     #[test]
     fn failure_messages_name_endpoints_whole() {
         assert!(names_endpoint("RPC server 127.0.0.1:5005 closed", "127.0.0.1:5005"));
-        assert!(names_endpoint("handshake failed for 127.0.0.1:5005\n", "127.0.0.1:5005"));
+        assert!(names_endpoint(
+            "handshake failed for 127.0.0.1:5005\n",
+            "127.0.0.1:5005"
+        ));
         assert!(!names_endpoint("RPC server 127.0.0.1:50052 closed", "127.0.0.1:5005"));
         assert!(names_endpoint("127.0.0.1:5005", "127.0.0.1:5005"));
     }
