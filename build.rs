@@ -87,7 +87,11 @@ fn main() {
     );
 
     let cpu = CpuTarget::from_env();
-    let sanitized = if sanitize { ", ASan+UBSan (SPOTLIGHT_SANITIZE=1)" } else { "" };
+    let sanitized = if sanitize {
+        ", ASan+UBSan (SPOTLIGHT_SANITIZE=1)"
+    } else {
+        ""
+    };
     println!("cargo:rustc-env=SPOTLIGHT_CPU_BUILD={}{sanitized}", cpu.describe());
     let dst = build_llama(&src, &shared.join("cmake"), &cpu, sanitize);
     link(&dst, sanitize);

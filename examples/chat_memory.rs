@@ -20,7 +20,10 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next().unwrap_or_else(|| fail(&format!("{a} needs a value")));
-        let num = |v: &str| v.parse::<usize>().unwrap_or_else(|_| fail(&format!("{a} takes a number")));
+        let num = |v: &str| {
+            v.parse::<usize>()
+                .unwrap_or_else(|_| fail(&format!("{a} takes a number")))
+        };
         match a.as_str() {
             "--turns" => turns = num(&v),
             "--n-predict" => n_predict = num(&v),

@@ -52,8 +52,15 @@ fn main() {
     let mut log: Option<PathBuf> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = || it.next().cloned().unwrap_or_else(|| usage(&format!("{a} needs a value")));
-        let num = |v: String| v.parse::<usize>().unwrap_or_else(|_| usage(&format!("{a} takes a number")));
+        let mut value = || {
+            it.next()
+                .cloned()
+                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
+        };
+        let num = |v: String| {
+            v.parse::<usize>()
+                .unwrap_or_else(|_| usage(&format!("{a} takes a number")))
+        };
         match a.as_str() {
             "--model" => model = PathBuf::from(value()),
             "--cases" => cases = num(value()),
@@ -64,7 +71,14 @@ fn main() {
             _ => usage(&format!("unknown argument {a}")),
         }
     }
-    std::process::exit(run_cases(&model, cases, first, count, Duration::from_secs(timeout), log.as_deref()));
+    std::process::exit(run_cases(
+        &model,
+        cases,
+        first,
+        count,
+        Duration::from_secs(timeout),
+        log.as_deref(),
+    ));
 }
 
 fn usage(msg: &str) -> ! {
@@ -123,8 +137,14 @@ fn load_child(path: &Path) -> i32 {
         return CLEAR_ERROR;
     }
     let logits = ctx.logits(tokens.len() as i32 - 1);
-    let best = (0..logits.len()).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap_or(0);
-    println!("loaded: {} ({} layers), next token {best}", model.description(), model.n_layer());
+    let best = (0..logits.len())
+        .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+        .unwrap_or(0);
+    println!(
+        "loaded: {} ({} layers), next token {best}",
+        model.description(),
+        model.n_layer()
+    );
     0
 }
 
@@ -372,10 +392,16 @@ fn w64(at: u64, v: u64) -> Edit {
 fn make_cases(l: &Layout, original: &[u8], n: usize) -> Vec<Case> {
     let mut rng = Rng(0x5EED_0018);
     let mut cases = Vec::new();
-    let add = |cases: &mut Vec<Case>, class: &'static str, what: String, edit: Edit| cases.push(Case { class, what, edit });
+    let add =
+        |cases: &mut Vec<Case>, class: &'static str, what: String, edit: Edit| cases.push(Case { class, what, edit });
 
     for m in [b"GGUG".to_vec(), b"\0\0\0\0".to_vec(), b"FUGG".to_vec()] {
-        add(&mut cases, "header.magic", format!("magic {:?}", String::from_utf8_lossy(&m)), Edit::Write(0, m));
+        add(
+            &mut cases,
+            "header.magic",
+            format!("magic {:?}", String::from_utf8_lossy(&m)),
+            Edit::Write(0, m),
+        );
     }
     for (what, v) in [("0", 0), ("1", 1), ("2", 2), ("4", 4), ("0xffffffff", u32::MAX)] {
         add(&mut cases, "header.version", format!("version {what}"), w32(4, v));
@@ -392,30 +418,63 @@ fn make_cases(l: &Layout, original: &[u8], n: usize) -> Vec<Case> {
     for kv in &l.kvs {
         let k = &kv.key;
         for (what, v) in u64_values(k.len() as u64, &mut rng).into_iter().step_by(2) {
-            add(&mut cases, "kv.key_length", format!("{k}: key length {what}"), w64(kv.key_len_at, v));
+            add(
+                &mut cases,
+                "kv.key_length",
+                format!("{k}: key length {what}"),
+                w64(kv.key_len_at, v),
+            );
         }
-        for t in [13u32, 0xffff_ffff, 8, 9, (kv.value_type + 1) % 13].into_iter().filter(|&t| t != kv.value_type) {
-            add(&mut cases, "kv.value_type", format!("{k}: type {} -> {t}", kv.value_type), w32(kv.type_at, t));
+        for t in [13u32, 0xffff_ffff, 8, 9, (kv.value_type + 1) % 13]
+            .into_iter()
+            .filter(|&t| t != kv.value_type)
+        {
+            add(
+                &mut cases,
+                "kv.value_type",
+                format!("{k}: type {} -> {t}", kv.value_type),
+                w32(kv.type_at, t),
+            );
         }
         match kv.value_type {
             8 => {
                 for (what, v) in u64_values(read_u64(kv.value_at), &mut rng) {
-                    add(&mut cases, "kv.string_length", format!("{k}: string length {what}"), w64(kv.value_at, v));
+                    add(
+                        &mut cases,
+                        "kv.string_length",
+                        format!("{k}: string length {what}"),
+                        w64(kv.value_at, v),
+                    );
                 }
             }
             9 => {
                 let (et_at, count_at, et, count, first_len) = kv.array.unwrap();
                 for t in [13u32, 9, 8, 0, 4, 0xffff_ffff] {
                     if t != et {
-                        add(&mut cases, "kv.array_type", format!("{k}: element type {et} -> {t}"), w32(et_at, t));
+                        add(
+                            &mut cases,
+                            "kv.array_type",
+                            format!("{k}: element type {et} -> {t}"),
+                            w32(et_at, t),
+                        );
                     }
                 }
                 for (what, v) in u64_values(count, &mut rng) {
-                    add(&mut cases, "kv.array_count", format!("{k}: count {what}"), w64(count_at, v));
+                    add(
+                        &mut cases,
+                        "kv.array_count",
+                        format!("{k}: count {what}"),
+                        w64(count_at, v),
+                    );
                 }
                 if let Some(at) = first_len {
                     for (what, v) in u64_values(read_u64(at), &mut rng).into_iter().step_by(2) {
-                        add(&mut cases, "kv.array_string_length", format!("{k}[0]: length {what}"), w64(at, v));
+                        add(
+                            &mut cases,
+                            "kv.array_string_length",
+                            format!("{k}[0]: length {what}"),
+                            w64(at, v),
+                        );
                     }
                 }
                 if et == 5 || et == 4 {
@@ -430,28 +489,48 @@ fn make_cases(l: &Layout, original: &[u8], n: usize) -> Vec<Case> {
             }
             4 | 5 => {
                 for (what, v) in u32_values(read_u32(kv.value_at), &mut rng) {
-                    add(&mut cases, "kv.numeric_value", format!("{k} = {what}"), w32(kv.value_at, v));
+                    add(
+                        &mut cases,
+                        "kv.numeric_value",
+                        format!("{k} = {what}"),
+                        w32(kv.value_at, v),
+                    );
                 }
             }
             6 => {
                 for v in [0.0f32, -1.0, f32::NAN, f32::INFINITY, 1e30] {
-                    add(&mut cases, "kv.numeric_value", format!("{k} = {v}"), Edit::Write(kv.value_at, v.to_le_bytes().to_vec()));
+                    add(
+                        &mut cases,
+                        "kv.numeric_value",
+                        format!("{k} = {v}"),
+                        Edit::Write(kv.value_at, v.to_le_bytes().to_vec()),
+                    );
                 }
             }
             10 | 11 => {
                 for (what, v) in u64_values(read_u64(kv.value_at), &mut rng) {
-                    add(&mut cases, "kv.numeric_value", format!("{k} = {what}"), w64(kv.value_at, v));
+                    add(
+                        &mut cases,
+                        "kv.numeric_value",
+                        format!("{k} = {what}"),
+                        w64(kv.value_at, v),
+                    );
                 }
             }
-            7 => add(&mut cases, "kv.numeric_value", format!("{k} = 2 (bool)"), Edit::Write(kv.value_at, vec![2])),
+            7 => add(
+                &mut cases,
+                "kv.numeric_value",
+                format!("{k} = 2 (bool)"),
+                Edit::Write(kv.value_at, vec![2]),
+            ),
             _ => {}
         }
     }
 
     // Tensor infos: the first three, a middle one and the last get every mutation; the random
     // part below reaches the others.
-    let n = l.tensors.len();
-    let picked: Vec<usize> = [0, 1, 2, n / 2, n - 1].into_iter().filter(|&i| i < n).collect();
+    let nt = l.tensors.len();
+    let picked: Vec<usize> = [0, 1, 2, nt / 2, nt - 1].into_iter().filter(|&i| i < nt).collect();
     for &ti in &picked {
         tensor_cases(l, ti, &mut rng, &mut cases, true);
     }
@@ -465,14 +544,20 @@ fn make_cases(l: &Layout, original: &[u8], n: usize) -> Vec<Case> {
         ("before n_kv".into(), 16),
         ("header only".into(), 24),
         ("end of tensor infos".into(), l.infos_end),
-        ("mid tensor infos".into(), (l.kvs.last().map_or(24, |k| k.value_at + k.value_size) + l.infos_end) / 2),
+        (
+            "mid tensor infos".into(),
+            (l.kvs.last().map_or(24, |k| k.value_at + k.value_size) + l.infos_end) / 2,
+        ),
         ("start of data".into(), l.data_start),
         ("one byte short".into(), l.len - 1),
         ("half the data".into(), l.data_start + (l.len - l.data_start) / 2),
     ];
     for (i, kv) in l.kvs.iter().enumerate().step_by(3) {
         cuts.push((format!("inside kv {i} ({}) key", kv.key), kv.key_len_at + 9));
-        cuts.push((format!("inside kv {i} ({}) value", kv.key), kv.value_at + kv.value_size / 2));
+        cuts.push((
+            format!("inside kv {i} ({}) value", kv.key),
+            kv.value_at + kv.value_size / 2,
+        ));
     }
     for ti in picked {
         let t = &l.tensors[ti];
@@ -480,7 +565,12 @@ fn make_cases(l: &Layout, original: &[u8], n: usize) -> Vec<Case> {
         cuts.push((format!("inside tensor {} data", t.name), l.data_start + t.offset + 1));
     }
     for (what, at) in cuts {
-        add(&mut cases, "truncate", format!("truncate: {what} ({at} bytes)"), Edit::Truncate(at));
+        add(
+            &mut cases,
+            "truncate",
+            format!("truncate: {what} ({at} bytes)"),
+            Edit::Truncate(at),
+        );
     }
 
     // Random cases of every class until `n`.
@@ -498,11 +588,20 @@ fn make_cases(l: &Layout, original: &[u8], n: usize) -> Vec<Case> {
                 );
             }
             "truncate" => {
-                let at = if rng.below(2) == 0 { rng.below(l.data_start) } else { rng.below(l.len) };
-                add(&mut cases, "truncate", format!("truncate: random ({at} bytes)"), Edit::Truncate(at));
+                let at = if rng.below(2) == 0 {
+                    rng.below(l.data_start)
+                } else {
+                    rng.below(l.len)
+                };
+                add(
+                    &mut cases,
+                    "truncate",
+                    format!("truncate: random ({at} bytes)"),
+                    Edit::Truncate(at),
+                );
             }
             "tensor" => {
-                let ti = rng.below(n as u64) as usize;
+                let ti = rng.below(nt as u64) as usize;
                 let mut all = Vec::new();
                 tensor_cases(l, ti, &mut rng, &mut all, false);
                 let c = rng.pick(&all).clone();
@@ -511,7 +610,11 @@ fn make_cases(l: &Layout, original: &[u8], n: usize) -> Vec<Case> {
             _ => {
                 let kv = rng.pick(&l.kvs);
                 let (class, what, edit) = match rng.below(3) {
-                    0 => ("kv.key_length", "key length", w64(kv.key_len_at, rng.next() >> rng.below(64))),
+                    0 => (
+                        "kv.key_length",
+                        "key length",
+                        w64(kv.key_len_at, rng.next() >> rng.below(64)),
+                    ),
                     1 => ("kv.value_type", "type", w32(kv.type_at, rng.below(16) as u32)),
                     _ => {
                         let len = kv.value_size.clamp(1, 8);
@@ -531,12 +634,23 @@ fn tensor_cases(l: &Layout, ti: usize, rng: &mut Rng, cases: &mut Vec<Case>, all
     let t = &l.tensors[ti];
     let name = &t.name;
     let mut add = |class: &'static str, what: String, edit: Edit| cases.push(Case { class, what, edit });
-    for (what, v) in u64_values(t.name.len() as u64, rng).into_iter().step_by(if all { 1 } else { 2 }) {
-        add("tensor.name_length", format!("{name}: name length {what}"), w64(t.name_len_at, v));
+    for (what, v) in u64_values(t.name.len() as u64, rng)
+        .into_iter()
+        .step_by(if all { 1 } else { 2 })
+    {
+        add(
+            "tensor.name_length",
+            format!("{name}: name length {what}"),
+            w64(t.name_len_at, v),
+        );
     }
     for v in [0u32, 3, 4, 5, 64, u32::MAX] {
         if v as usize != t.dims.len() {
-            add("tensor.n_dims", format!("{name}: n_dims {} -> {v}", t.dims.len()), w32(t.n_dims_at, v));
+            add(
+                "tensor.n_dims",
+                format!("{name}: n_dims {} -> {v}", t.dims.len()),
+                w32(t.n_dims_at, v),
+            );
         }
     }
     for (d, &at) in t.dims_at.iter().enumerate() {
@@ -577,7 +691,13 @@ fn run_cases(model: &Path, n: usize, first: usize, count: usize, timeout: Durati
     let exe = std::env::current_exe().expect("own path");
     let tmp = std::env::temp_dir().join(format!("spotlight-mutated-{}.gguf", std::process::id()));
     std::fs::write(&tmp, &original).expect("write the working copy");
-    let mut log_file = log.map(|p| OpenOptions::new().create(true).append(true).open(p).expect("open the log"));
+    let mut log_file = log.map(|p| {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .expect("open the log")
+    });
     let mut tally: BTreeMap<&str, usize> = BTreeMap::new();
     let started = Instant::now();
     println!(
@@ -588,7 +708,10 @@ fn run_cases(model: &Path, n: usize, first: usize, count: usize, timeout: Durati
         layout.data_start
     );
     for (i, case) in cases.iter().enumerate().take(end).skip(first) {
-        let file = OpenOptions::new().write(true).open(&tmp).expect("open the working copy");
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&tmp)
+            .expect("open the working copy");
         apply(&file, &case.edit);
         let t0 = Instant::now();
         let (outcome, detail) = run_child(&exe, &tmp, timeout);
@@ -613,7 +736,11 @@ fn run_cases(model: &Path, n: usize, first: usize, count: usize, timeout: Durati
         "ran {ran} cases in {secs:.0} s ({:.0} ms/case): {tally:?}",
         secs * 1000.0 / ran.max(1) as f64
     );
-    let bad = tally.iter().filter(|(k, _)| !matches!(**k, "loaded" | "clear_error")).map(|(_, v)| v).sum::<usize>();
+    let bad = tally
+        .iter()
+        .filter(|(k, _)| !matches!(**k, "loaded" | "clear_error"))
+        .map(|(_, v)| v)
+        .sum::<usize>();
     i32::from(bad > 0)
 }
 
@@ -628,10 +755,12 @@ fn restore(file: &File, edit: &Edit, original: &[u8]) {
     match edit {
         Edit::Write(at, bytes) => {
             let (a, b) = (*at as usize, *at as usize + bytes.len());
-            file.write_all_at(&original[a..b.min(original.len())], *at).expect("restore the working copy");
+            file.write_all_at(&original[a..b.min(original.len())], *at)
+                .expect("restore the working copy");
         }
         Edit::Truncate(len) => {
-            file.write_all_at(&original[*len as usize..], *len).expect("restore the working copy");
+            file.write_all_at(&original[*len as usize..], *len)
+                .expect("restore the working copy");
         }
     }
 }
@@ -661,8 +790,18 @@ fn run_child(exe: &Path, file: &Path, timeout: Duration) -> (&'static str, Strin
             String::from_utf8_lossy(&buf).into_owned()
         })
     };
-    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
-    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait for the loader") {
@@ -678,7 +817,11 @@ fn run_child(exe: &Path, file: &Path, timeout: Duration) -> (&'static str, Strin
     let (stdout, stderr) = (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
     let tail = |s: &str| {
         let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
-        lines[lines.len().saturating_sub(2)..].join(" | ").chars().take(400).collect::<String>()
+        lines[lines.len().saturating_sub(2)..]
+            .join(" | ")
+            .chars()
+            .take(400)
+            .collect::<String>()
     };
     let Some(status) = status else {
         return ("hang", format!("no exit after {} s", timeout.as_secs()));
@@ -715,8 +858,15 @@ fn summary(path: &Path) -> i32 {
     let mut bad = 0;
     for (class, row) in &table {
         let tried: usize = row.values().sum();
-        let cells: Vec<String> = outcomes.iter().map(|o| row.get(*o).copied().unwrap_or(0).to_string()).collect();
-        bad += row.iter().filter(|(o, _)| !matches!(o.as_str(), "loaded" | "clear_error")).map(|(_, n)| n).sum::<usize>();
+        let cells: Vec<String> = outcomes
+            .iter()
+            .map(|o| row.get(*o).copied().unwrap_or(0).to_string())
+            .collect();
+        bad += row
+            .iter()
+            .filter(|(o, _)| !matches!(o.as_str(), "loaded" | "clear_error"))
+            .map(|(_, n)| n)
+            .sum::<usize>();
         println!("| {class} | {tried} | {} |", cells.join(" | "));
     }
     ms.sort_unstable();

@@ -79,7 +79,9 @@ fn main() {
                     std::process::exit(2)
                 });
                 let template = ChatTemplate::from_model(&model).expect("the default model has a chat template");
-                run(name, cases, seed, prompt_case(), |c| check_prompt(model.vocab(), &template, c))
+                run(name, cases, seed, prompt_case(), |c| {
+                    check_prompt(model.vocab(), &template, c)
+                })
             }
             "layers" => run(name, cases, seed, layers_case(), check_layers),
             _ => unreachable!(),
@@ -93,9 +95,7 @@ fn main() {
 }
 
 fn usage(msg: &str) -> ! {
-    eprintln!(
-        "{msg}\nusage: property_runs [--cases N] [--seed S] [--only markup,writer,prompt,layers] [--model FILE]"
-    );
+    eprintln!("{msg}\nusage: property_runs [--cases N] [--seed S] [--only markup,writer,prompt,layers] [--model FILE]");
     std::process::exit(2)
 }
 
@@ -141,7 +141,10 @@ where
             true
         }
         Err(TestError::Fail(reason, value)) => {
-            println!("{name}: FAILED after {} calls ({secs:.1} s): {reason}\nminimal case: {value:?}", calls.get());
+            println!(
+                "{name}: FAILED after {} calls ({secs:.1} s): {reason}\nminimal case: {value:?}",
+                calls.get()
+            );
             false
         }
         Err(TestError::Abort(reason)) => {
@@ -439,7 +442,12 @@ fn check_prompt(vocab: Vocab<'_>, template: &ChatTemplate, case: &PromptCase) ->
         text.push_str("<|im_start|>assistant\n");
     }
     let contents = || case.turns.iter().map(|(_, c)| c.text.as_str());
-    let special_only = |s: &str| SPECIAL.iter().fold(s.to_string(), |acc, sp| acc.replace(sp, "")).is_empty();
+    let special_only = |s: &str| {
+        SPECIAL
+            .iter()
+            .fold(s.to_string(), |acc, sp| acc.replace(sp, ""))
+            .is_empty()
+    };
 
     // The sentinel shape, written independently of template_map: U+E000, digits, U+E001.
     static SHAPE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
@@ -483,7 +491,11 @@ fn check_prompt(vocab: Vocab<'_>, template: &ChatTemplate, case: &PromptCase) ->
         cursor = r.end;
     }
     prop_assert_eq!(cursor, text.len());
-    let rebuilt: Vec<u8> = p.token_ranges.iter().flat_map(|r| text.as_bytes()[r.clone()].to_vec()).collect();
+    let rebuilt: Vec<u8> = p
+        .token_ranges
+        .iter()
+        .flat_map(|r| text.as_bytes()[r.clone()].to_vec())
+        .collect();
     prop_assert_eq!(&rebuilt, text.as_bytes());
 
     // Highlighted tokens: exactly those sharing a byte with a span (brute force).
@@ -499,7 +511,11 @@ fn check_prompt(vocab: Vocab<'_>, template: &ChatTemplate, case: &PromptCase) ->
     for s in &p.span_ranges {
         for b in s.clone() {
             let tok = p.token_ranges.iter().position(|t| t.contains(&b));
-            prop_assert!(tok.is_some_and(|i| expected.binary_search(&i).is_ok()), "byte {} unhighlighted", b);
+            prop_assert!(
+                tok.is_some_and(|i| expected.binary_search(&i).is_ok()),
+                "byte {} unhighlighted",
+                b
+            );
         }
     }
     // The runs handed to llama.cpp: sorted, apart, and expanding to exactly those positions.
@@ -525,7 +541,11 @@ enum LayersCase {
     /// Any text: must agree with the reference parser.
     Free(String),
     /// A set written as ranges and lists with random spacing, and a model size to validate against.
-    Written { set: BTreeSet<usize>, text: String, n_layer: usize },
+    Written {
+        set: BTreeSet<usize>,
+        text: String,
+        n_layer: usize,
+    },
 }
 
 fn layers_case() -> impl Strategy<Value = LayersCase> {
@@ -562,8 +582,10 @@ fn layers_case() -> impl Strategy<Value = LayersCase> {
     prop_oneof![
         any::<String>().prop_map(LayersCase::Free),
         "[0-9,\\- aAlL+]{0,24}".prop_map(LayersCase::Free),
-        prop::sample::select(vec!["all", " ALL ", "All", "al", "all,1", "-", "1-", "-1", "0-511", "0-512"])
-            .prop_map(|s| LayersCase::Free(s.to_string())),
+        prop::sample::select(vec![
+            "all", " ALL ", "All", "al", "all,1", "-", "1-", "-1", "0-511", "0-512"
+        ])
+        .prop_map(|s| LayersCase::Free(s.to_string())),
         written,
     ]
 }

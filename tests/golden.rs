@@ -299,7 +299,10 @@ fn unsteered_trace_matches_reference_span_shares() {
         );
         // AVX2-only AMD EPYC, 2026-12-02: largest 0.034, mean 1.1e-3
         let mean_tol = if same_simd_as_golden() { 1e-3 } else { 5e-3 };
-        assert!(mean_diff < mean_tol, "mean span-share difference {mean_diff} over {n_diff} heads");
+        assert!(
+            mean_diff < mean_tol,
+            "mean span-share difference {mean_diff} over {n_diff} heads"
+        );
     }
 }
 

@@ -396,7 +396,9 @@ fn tokens_and_tops(v: &Value) -> Vec<(String, Vec<(String, f64)>)> {
 fn load_of_64_concurrent_requests_loses_nothing_and_matches_solo_replies() {
     let _g = compute_lock();
     let server = Server::start(&["--threads", "2", "--parallel", "4", "-c", "4096", "--queue", "100"]);
-    let topics = ["the sea", "a cat", "winter", "a city", "music", "the moon", "bread", "a train"];
+    let topics = [
+        "the sea", "a cat", "winter", "a city", "music", "the moon", "bread", "a train",
+    ];
     let rules = [
         "Use only lowercase letters.",
         "Answer in exactly three sentences.",
@@ -437,7 +439,10 @@ fn load_of_64_concurrent_requests_loses_nothing_and_matches_solo_replies() {
     let (mut identical, mut gaps) = (0, Vec::new());
     for (((name, _), alone), (status, together)) in bodies.iter().zip(&solo).zip(&concurrent) {
         assert_eq!(*status, 200, "{name}: {together}");
-        assert_eq!(alone["spotlight"], together["spotlight"], "{name}: steering reported alike");
+        assert_eq!(
+            alone["spotlight"], together["spotlight"],
+            "{name}: steering reported alike"
+        );
         let (a, b) = (tokens_and_tops(alone), tokens_and_tops(together));
         let Some(step) = a.iter().zip(&b).position(|(x, y)| x.0 != y.0) else {
             assert_eq!(a.len(), b.len(), "{name}: lengths");
@@ -449,7 +454,10 @@ fn load_of_64_concurrent_requests_loses_nothing_and_matches_solo_replies() {
         let (chosen, tops) = &a[step];
         let chosen_lp = tops.iter().find(|t| &t.0 == chosen).map(|t| t.1).unwrap();
         let gap = tops.iter().find(|t| t.0 == b[step].0).map(|t| chosen_lp - t.1);
-        eprintln!("{name}: parts at step {step}: {chosen:?} vs {:?}, gap {gap:?}", b[step].0);
+        eprintln!(
+            "{name}: parts at step {step}: {chosen:?} vs {:?}, gap {gap:?}",
+            b[step].0
+        );
         gaps.push((name.clone(), step, gap));
     }
     // Measured here (2026-12-02, AVX2 CPU, two runs): 63 and 59 of 64 identical; the others
@@ -457,13 +465,22 @@ fn load_of_64_concurrent_requests_loses_nothing_and_matches_solo_replies() {
     // accumulate in an order that depends on the batch's shape, and 30 layers amplify it.
     // Cross-talk between spans would not keep every parting at a near-tie.
     for (name, step, gap) in &gaps {
-        assert!(gap.is_some_and(|g| g <= 0.3), "{name}: step {step}: not a near-tie ({gap:?})");
+        assert!(
+            gap.is_some_and(|g| g <= 0.3),
+            "{name}: step {step}: not a near-tie ({gap:?})"
+        );
     }
-    assert!(gaps.len() <= 8, "too many replies parted from their solo reply: {gaps:?}");
+    assert!(
+        gaps.len() <= 8,
+        "too many replies parted from their solo reply: {gaps:?}"
+    );
     let near_ties = gaps.len();
     eprintln!("{identical} identical, {near_ties} parted at a near-tie");
     let (_, metrics) = server.get("/metrics", false);
-    let total = metrics.lines().find_map(|l| l.strip_prefix("spotlight_requests_total ")).unwrap();
+    let total = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("spotlight_requests_total "))
+        .unwrap();
     assert_eq!(total, "128", "{metrics}");
 }
 
@@ -471,7 +488,10 @@ fn load_of_64_concurrent_requests_loses_nothing_and_matches_solo_replies() {
 fn oversized_body_gets_413() {
     let _g = compute_lock();
     let server = Server::start(&["--threads", "1", "--parallel", "1"]);
-    let huge = format!(r#"{{"messages": [{{"role": "user", "content": "{}"}}]}}"#, "a".repeat(17 << 20));
+    let huge = format!(
+        r#"{{"messages": [{{"role": "user", "content": "{}"}}]}}"#,
+        "a".repeat(17 << 20)
+    );
     let (status, _, text) = server.post_raw("/v1/chat/completions", &huge);
     assert_eq!(status, 413, "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();
@@ -488,7 +508,11 @@ fn trace_shows_the_span_share_brought_to_tau_and_sigterm_stops_cleanly() {
     let _g = compute_lock();
     let server = Server::start(&["--threads", "2", "--parallel", "2"]);
     for (granularity, alpha) in [("layer", 0.2), ("head", 0.1)] {
-        let body = chat(PROMPT, 4, json!({"alpha": alpha, "granularity": granularity, "trace": true}));
+        let body = chat(
+            PROMPT,
+            4,
+            json!({"alpha": alpha, "granularity": granularity, "trace": true}),
+        );
         let (status, v) = server.post("/v1/chat/completions", &body);
         assert_eq!(status, 200, "{v}");
         let trace = &v["spotlight"]["trace"];
@@ -507,7 +531,11 @@ fn trace_shows_the_span_share_brought_to_tau_and_sigterm_stops_cleanly() {
             } else {
                 l["before_min"].as_f64().unwrap().min(alpha) - 1e-3
             };
-            assert!(after_min >= floor, "{granularity}: layer {} ends at {after_min}: {l}", l["layer"]);
+            assert!(
+                after_min >= floor,
+                "{granularity}: layer {} ends at {after_min}: {l}",
+                l["layer"]
+            );
             if l["steered"].as_u64().unwrap() > 0 {
                 assert!(l["after_mean"].as_f64().unwrap() > l["before_mean"].as_f64().unwrap());
             }

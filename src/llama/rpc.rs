@@ -492,7 +492,7 @@ mod tests {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let e = Endpoint::new("127.0.0.1", port).unwrap();
         let start = std::time::Instant::now();
-        let err = RpcServers::connect(&[e.clone()], Duration::from_secs(2)).unwrap_err();
+        let err = RpcServers::connect(std::slice::from_ref(&e), Duration::from_secs(2)).unwrap_err();
         assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
         let text = err.to_string();
         assert!(text.contains(&e.to_string()) && text.contains("refused"), "{text}");

@@ -165,4 +165,3 @@ async fn shutdown_signal() {
     }
     eprintln!("spotlight serve: shutting down");
 }
-

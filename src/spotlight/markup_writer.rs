@@ -42,6 +42,11 @@ pub fn markup_safe(text: &str, spans: &[Range<usize>]) -> Vec<Range<usize>> {
         .map(|r| {
             let mut s = r.start.min(text.len());
             let mut e = r.end.min(text.len()).max(s);
+            if s == e {
+                // Empty (or reversed) stays empty: snapping it outwards inside a multi-byte char
+                // would invent a one-char highlight (found by examples/property_runs.rs).
+                return s..s;
+            }
             while !text.is_char_boundary(s) {
                 s -= 1;
             }
@@ -173,8 +178,13 @@ mod tests {
         assert_eq!(to_markup("abcd", &[0..2, 2..4]), "**abcd**");
         assert_eq!(to_markup("ab  cd", &[2..4, 3..3, 9..12]), "ab  cd");
         assert_eq!(mark("abcd", 2..40), "ab**cd**");
-        // Spans are snapped outwards to char boundaries.
+        // Spans are snapped outwards to char boundaries; empty and reversed ones inside a char
+        // stay empty.
         assert_eq!(mark("aéb", 2..3), "a**é**b");
+        assert_eq!(mark("aéb", 2..2), "aéb");
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = 2..1;
+        assert_eq!(mark("aéb", reversed), "aéb");
     }
 
     #[test]
