@@ -43,9 +43,10 @@ pub fn markup_safe(text: &str, spans: &[Range<usize>]) -> Vec<Range<usize>> {
             let mut s = r.start.min(text.len());
             let mut e = r.end.min(text.len()).max(s);
             if s == e {
-                // Empty (or reversed) stays empty: snapping it outwards inside a multi-byte char
-                // would invent a one-char highlight (found by examples/property_runs.rs).
-                return s..s;
+                // Empty (or reversed) stays empty and is dropped below: snapping it outwards
+                // inside a multi-byte char would invent a one-char highlight (found by
+                // examples/property_runs.rs).
+                return 0..0;
             }
             while !text.is_char_boundary(s) {
                 s -= 1;
