@@ -774,6 +774,8 @@ fn run_child(exe: &Path, file: &Path, timeout: Duration) -> (&'static str, Strin
         .arg(format!("ulimit -v {CHILD_VMEM_KB}; exec \"$0\" --load \"$1\""))
         .arg(exe)
         .arg(file)
+        // ggml would run gdb for a backtrace on every abort: seconds per crashing case.
+        .env("GGML_NO_BACKTRACE", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -815,13 +817,21 @@ fn run_child(exe: &Path, file: &Path, timeout: Duration) -> (&'static str, Strin
         std::thread::sleep(Duration::from_millis(5));
     };
     let (stdout, stderr) = (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
+    // The line that says why: an assertion, an exception, an error; else the last lines.
     let tail = |s: &str| {
         let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
-        lines[lines.len().saturating_sub(2)..]
-            .join(" | ")
-            .chars()
-            .take(400)
-            .collect::<String>()
+        let keys = ["GGML_ASSERT", "error", "terminate", "what()", "panicked", "Sanitizer"];
+        let why: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| keys.iter().any(|k| l.contains(k)))
+            .collect();
+        let picked = if why.is_empty() {
+            &lines[lines.len().saturating_sub(2)..]
+        } else {
+            &why[..why.len().min(3)]
+        };
+        picked.join(" | ").chars().take(400).collect::<String>()
     };
     let Some(status) = status else {
         return ("hang", format!("no exit after {} s", timeout.as_secs()));

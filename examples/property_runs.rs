@@ -124,10 +124,15 @@ where
     let mut runner = TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &key));
     let calls = Cell::new(0u64);
     let start = Instant::now();
+    // A panic in the code under test is a failure that proptest reports (and shrinks) itself;
+    // the default hook would print a backtrace for every shrinking step.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     let result = runner.run(&strategy, |v| {
         calls.set(calls.get() + 1);
         check(&v)
     });
+    std::panic::set_hook(default_hook);
     let secs = start.elapsed().as_secs_f64();
     match result {
         Ok(()) => {

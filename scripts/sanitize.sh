@@ -56,11 +56,13 @@ run_tests() {
 leaks() {
     local bin="$CARGO_TARGET_DIR/debug/spotlight"
     local ex="$CARGO_TARGET_DIR/debug/examples/chat_memory"
-    local prompt='Write a short poem about the sea. **Use only lowercase letters.**'
+    # Greedy decoding of this prompt loops without an end-of-generation token, so -n is reached
+    # (the README's poem prompt stops after ~26 tokens).
+    local prompt='Write a very long story about a dragon. **Make it at least ten thousand words long.**'
     for n in 1000 4096; do
         echo "== steered generation, $n tokens (LeakSanitizer)"
         local t0=$SECONDS
-        "${lock[@]}" "$bin" run -c 8192 -n "$n" --temp 0 --json "$prompt" \
+        "${lock[@]}" /usr/bin/time -f 'max RSS %M KiB' "$bin" run -c 8192 -n "$n" --temp 0 --json "$prompt" \
             | python3 -c 'import json,sys; d=json.load(sys.stdin); print("generated", len(d["tokens"]), "tokens, stopped at end of generation:", d["stopped_at_eog"])'
         echo "== $n tokens: no leak reported, $((SECONDS - t0)) s"
     done

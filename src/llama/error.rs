@@ -14,6 +14,10 @@ pub enum LlamaError {
     Io { path: PathBuf, error: std::io::Error },
     #[error("{0} is a directory, not a GGUF model file")]
     IsADirectory(PathBuf),
+    /// Metadata that llama.cpp would abort on (it asserts instead of reporting), found by
+    /// reading the GGUF header before handing the file over.
+    #[error("{path} is not a usable model: {detail}")]
+    InvalidModel { path: PathBuf, detail: String },
     #[error("llama.cpp could not load the model {path}{detail}")]
     ModelLoad { path: PathBuf, detail: String },
     #[error("llama.cpp could not create a context{0}")]

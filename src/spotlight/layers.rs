@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 /// llama.cpp's LLAMA_MAX_LAYERS: no model it loads has more layers. Layer numbers are capped at
 /// parse time because a range is expanded into a set: `0-99999999999` would otherwise try to
-/// insert 10¹¹ numbers (found by the long property run, examples/property_runs.rs).
+/// insert 10¹¹ numbers (found while writing the long property run, examples/property_runs.rs).
 pub const MAX_LAYERS: usize = 512;
 
 /// Which attention layers are steered.
