@@ -326,7 +326,14 @@ pub fn describe_failure(message: &str) -> Option<ServerState> {
     let endpoint = endpoints
         .into_iter()
         .find(|e| names_endpoint(message, &e.to_string()))?;
-    Some(match endpoint.check_reachable(Duration::from_secs(1)) {
+    // A worker that is being killed can release its connection to us before its listening
+    // socket (the kernel frees a dying process's sockets in no fixed order), so a connect at once
+    // may still succeed: look only after a moment, and call it alive only if it answers twice.
+    let probe = || {
+        std::thread::sleep(Duration::from_millis(250));
+        endpoint.check_reachable(Duration::from_secs(1))
+    };
+    Some(match probe().and_then(|()| probe()) {
         Err(detail) => ServerState {
             description: format!(
                 "{endpoint} no longer accepts connections ({detail}): the worker exited or crashed, or its host or the network is down"
