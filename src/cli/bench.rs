@@ -27,16 +27,23 @@ enum Config {
     SteerHead,
     /// τ so small that every share is already above it: the ops run, nothing changes.
     SteerSaturated,
+    /// No hooks, flash attention on: the reference for the steered flash-attention rows.
+    StockFaOn,
+    SteerLayerFa,
+    SteerHeadFa,
 }
 
 impl Config {
-    const ALL: [Config; 6] = [
+    const ALL: [Config; 9] = [
         Config::StockFaOff,
         Config::StockFaAuto,
         Config::NoHighlights,
         Config::SteerLayer,
         Config::SteerHead,
         Config::SteerSaturated,
+        Config::StockFaOn,
+        Config::SteerLayerFa,
+        Config::SteerHeadFa,
     ];
 
     fn name(self) -> &'static str {
@@ -47,6 +54,17 @@ impl Config {
             Config::SteerLayer => "steer layer τ=0.1",
             Config::SteerHead => "steer head τ=0.1",
             Config::SteerSaturated => "steer, all shares ≥ τ",
+            Config::StockFaOn => "stock (FA on)",
+            Config::SteerLayerFa => "steer layer τ=0.1, FA on",
+            Config::SteerHeadFa => "steer head τ=0.1, FA on",
+        }
+    }
+
+    /// What the ratios compare with: stock llama.cpp with the same flash-attention setting.
+    fn reference(self) -> Config {
+        match self {
+            Config::StockFaOn | Config::SteerLayerFa | Config::SteerHeadFa => Config::StockFaOn,
+            _ => Config::StockFaOff,
         }
     }
 
@@ -57,10 +75,10 @@ impl Config {
             SteerConfig::spotlight(alpha, granularity, LayerSelection::All)
         };
         match self {
-            Config::StockFaOff | Config::StockFaAuto => None,
+            Config::StockFaOff | Config::StockFaAuto | Config::StockFaOn => None,
             Config::NoHighlights => Some((config(0.1, Granularity::Layer), false)),
-            Config::SteerLayer => Some((config(0.1, Granularity::Layer), true)),
-            Config::SteerHead => Some((config(0.1, Granularity::Head), true)),
+            Config::SteerLayer | Config::SteerLayerFa => Some((config(0.1, Granularity::Layer), true)),
+            Config::SteerHead | Config::SteerHeadFa => Some((config(0.1, Granularity::Head), true)),
             Config::SteerSaturated => Some((config(1e-6, Granularity::Layer), true)),
         }
     }
@@ -152,10 +170,10 @@ struct Bench<'m> {
 
 impl<'m> Bench<'m> {
     fn new(model: &'m Model, config: Config, n_ctx: u32, args: &BenchArgs) -> anyhow::Result<Self> {
-        let flash_attn = if config == Config::StockFaAuto {
-            FlashAttn::Auto
-        } else {
-            FlashAttn::Off
+        let flash_attn = match config {
+            Config::StockFaAuto => FlashAttn::Auto,
+            Config::StockFaOn | Config::SteerLayerFa | Config::SteerHeadFa => FlashAttn::On,
+            _ => FlashAttn::Off,
         };
         let params = ContextParams {
             n_ctx,
@@ -298,13 +316,22 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
+        "ratios: against stock llama.cpp with the same flash-attention setting (FA off, or FA on)"
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
         "| configuration | prompt | pp t/s | pp ratio | tg t/s (at depth) | tg ratio |"
     )?;
     writeln!(out, "|---|---:|---:|---:|---:|---:|")?;
     for (pi, &p) in prompts.iter().enumerate() {
-        let base = &series[pi * Config::ALL.len()];
-        let (base_pp, base_tg) = (median(&base.pp_tok_s), median(&base.tg_tok_s));
-        for s in &series[pi * Config::ALL.len()..(pi + 1) * Config::ALL.len()] {
+        let row = &series[pi * Config::ALL.len()..(pi + 1) * Config::ALL.len()];
+        for s in row {
+            let base = row
+                .iter()
+                .find(|b| b.config == s.config.reference())
+                .expect("every reference configuration is benchmarked");
+            let (base_pp, base_tg) = (median(&base.pp_tok_s), median(&base.tg_tok_s));
             let range = |v: &[f64]| {
                 let min = v.iter().copied().fold(f64::INFINITY, f64::min);
                 let max = v.iter().copied().fold(0.0, f64::max);

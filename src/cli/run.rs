@@ -111,9 +111,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
 
     let has_spans = !prepared.span_token_positions.is_empty();
     let steering = has_spans && !args.steer.alpha.is_off() && !args.no_steer;
-    if steering && args.flash_attn == OnOffAuto::On {
-        bail!("--flash-attn on cannot be combined with highlights: steering needs the explicit attention matrix (use --flash-attn off or auto, or --no-steer)");
-    }
     // --plot needs the trace; without --trace it goes to a file next to the plot
     let trace_path = args
         .trace

@@ -2,7 +2,7 @@
 
 use super::backend::last_log_errors;
 use super::error::{detail_from_log, LlamaError};
-use super::graph::{build_trampoline, computed_trampoline, AttnSteer, SteerBox};
+use super::graph::{build_fa_trampoline, build_trampoline, computed_trampoline, AttnSteer, SteerBox};
 use super::sys;
 use super::{Batch, Model, Pos, SeqId};
 use std::ffi::c_void;
@@ -181,6 +181,7 @@ impl<'m> Context<'m> {
                         None
                     },
                     user_data: (&mut **boxed) as *mut Box<dyn AttnSteer> as *mut c_void,
+                    build_fa: Some(build_fa_trampoline),
                 };
                 // SAFETY: the user data points into self.steer, which stays at a fixed heap
                 // address until it is replaced here or the context is freed (hooks die with it).

@@ -5,6 +5,11 @@
 //! probabilities. Tensors are only valid during that call (`'g`). After each ubatch is computed,
 //! [`ComputedGraph`] lets the hook read the outputs it asked for.
 
+mod flash;
+
+pub(crate) use flash::build_fa_trampoline;
+pub use flash::{ElemType, FlashAttnOperands};
+
 use super::sys;
 use super::{Pos, SeqId};
 use std::ffi::{c_void, CString};
@@ -288,6 +293,19 @@ pub trait AttnSteer: Send {
         span: SpanMask<'g>,
         layer: usize,
     ) -> SteeredAttention<'g>;
+
+    /// The flash-attention counterpart of [`AttnSteer::build`]: called instead of it when the
+    /// context uses flash attention, after the layer's flash attention, with its operands; returns
+    /// the attention output to use ([`FlashAttnOperands::out`] for no change).
+    fn build_flash<'g>(
+        &mut self,
+        _g: &mut GraphBuilder<'g>,
+        fa: FlashAttnOperands<'g>,
+        _span: SpanMask<'g>,
+        _layer: usize,
+    ) -> Tensor<'g> {
+        fa.out
+    }
 
     /// Called after each ubatch has been computed (only if [`AttnSteer::wants_computed`]).
     fn computed(&mut self, graph: &ComputedGraph<'_>, ubatch: &UbatchInfo<'_>);

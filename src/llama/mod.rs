@@ -25,7 +25,9 @@ pub use chat::{ChatMessage, ChatTemplate};
 pub use context::{Context, ContextParams, FlashAttn, Perf};
 pub use cpu_check::{compiled_cpu_features, unsupported_cpu_features};
 pub use error::LlamaError;
-pub use graph::{AttnSteer, ComputedGraph, GraphBuilder, SpanMask, SteeredAttention, Tensor, UbatchInfo};
+pub use graph::{
+    AttnSteer, ComputedGraph, ElemType, FlashAttnOperands, GraphBuilder, SpanMask, SteeredAttention, Tensor, UbatchInfo,
+};
 pub use model::{Model, ModelParams, Placement};
 pub use rpc::{Endpoint, RpcServers};
 pub use sampler::{Sampler, SamplingParams};

@@ -445,8 +445,7 @@ impl Default for ggml_tensor {
     }
 }
 pub const GGML_TENSOR_SIZE: usize = 336;
-pub type ggml_abort_callback =
-    ::std::option::Option<unsafe extern "C" fn(data: *mut ::std::os::raw::c_void) -> bool>;
+pub type ggml_abort_callback = ::std::option::Option<unsafe extern "C" fn(data: *mut ::std::os::raw::c_void) -> bool>;
 pub type ggml_guid = [u8; 16usize];
 pub type ggml_guid_t = *mut ggml_guid;
 unsafe extern "C" {
@@ -474,10 +473,7 @@ unsafe extern "C" {
     pub fn ggml_cycles_per_ms() -> i64;
 }
 unsafe extern "C" {
-    pub fn ggml_fopen(
-        fname: *const ::std::os::raw::c_char,
-        mode: *const ::std::os::raw::c_char,
-    ) -> *mut FILE;
+    pub fn ggml_fopen(fname: *const ::std::os::raw::c_char, mode: *const ::std::os::raw::c_char) -> *mut FILE;
 }
 unsafe extern "C" {
     pub fn ggml_print_object(obj: *const ggml_object);
@@ -606,11 +602,7 @@ unsafe extern "C" {
     pub fn ggml_tensor_overhead() -> usize;
 }
 unsafe extern "C" {
-    pub fn ggml_validate_row_data(
-        type_: ggml_type,
-        data: *const ::std::os::raw::c_void,
-        nbytes: usize,
-    ) -> bool;
+    pub fn ggml_validate_row_data(type_: ggml_type, data: *const ::std::os::raw::c_void, nbytes: usize) -> bool;
 }
 unsafe extern "C" {
     pub fn ggml_init(params: ggml_init_params) -> *mut ggml_context;
@@ -648,19 +640,10 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_new_tensor_1d(
-        ctx: *mut ggml_context,
-        type_: ggml_type,
-        ne0: i64,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_new_tensor_1d(ctx: *mut ggml_context, type_: ggml_type, ne0: i64) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_new_tensor_2d(
-        ctx: *mut ggml_context,
-        type_: ggml_type,
-        ne0: i64,
-        ne1: i64,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_new_tensor_2d(ctx: *mut ggml_context, type_: ggml_type, ne0: i64, ne1: i64) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_new_tensor_3d(
@@ -694,16 +677,10 @@ unsafe extern "C" {
     pub fn ggml_get_first_tensor(ctx: *const ggml_context) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_get_next_tensor(
-        ctx: *const ggml_context,
-        tensor: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_get_next_tensor(ctx: *const ggml_context, tensor: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_get_tensor(
-        ctx: *mut ggml_context,
-        name: *const ::std::os::raw::c_char,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_get_tensor(ctx: *mut ggml_context, name: *const ::std::os::raw::c_char) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_unravel_index(
@@ -731,17 +708,10 @@ unsafe extern "C" {
     pub fn ggml_get_name(tensor: *const ggml_tensor) -> *const ::std::os::raw::c_char;
 }
 unsafe extern "C" {
-    pub fn ggml_set_name(
-        tensor: *mut ggml_tensor,
-        name: *const ::std::os::raw::c_char,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_set_name(tensor: *mut ggml_tensor, name: *const ::std::os::raw::c_char) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_format_name(
-        tensor: *mut ggml_tensor,
-        fmt: *const ::std::os::raw::c_char,
-        ...
-    ) -> *mut ggml_tensor;
+    pub fn ggml_format_name(tensor: *mut ggml_tensor, fmt: *const ::std::os::raw::c_char, ...) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_set_input(tensor: *mut ggml_tensor);
@@ -762,18 +732,10 @@ unsafe extern "C" {
     pub fn ggml_dup_inplace(ctx: *mut ggml_context, a: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_add(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_add(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_add_inplace(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_add_inplace(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_add_cast(
@@ -792,18 +754,10 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_add1(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_add1(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_add1_inplace(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_add1_inplace(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_acc(
@@ -828,46 +782,22 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_sub(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_sub(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_sub_inplace(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_sub_inplace(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_mul(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_mul(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_mul_inplace(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_mul_inplace(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_div(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_div(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_div_inplace(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_div_inplace(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_sqr(ctx: *mut ggml_context, a: *mut ggml_tensor) -> *mut ggml_tensor;
@@ -927,18 +857,10 @@ unsafe extern "C" {
     pub fn ggml_argmax(ctx: *mut ggml_context, a: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_count_equal(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_count_equal(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_repeat(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_repeat(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_repeat_4d(
@@ -951,11 +873,7 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_repeat_back(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_repeat_back(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_concat(
@@ -1037,8 +955,7 @@ unsafe extern "C" {
     pub fn ggml_gelu_quick(ctx: *mut ggml_context, a: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_gelu_quick_inplace(ctx: *mut ggml_context, a: *mut ggml_tensor)
-        -> *mut ggml_tensor;
+    pub fn ggml_gelu_quick_inplace(ctx: *mut ggml_context, a: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_silu(ctx: *mut ggml_context, a: *mut ggml_tensor) -> *mut ggml_tensor;
@@ -1047,11 +964,7 @@ unsafe extern "C" {
     pub fn ggml_silu_inplace(ctx: *mut ggml_context, a: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_silu_back(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_silu_back(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_hardswish(ctx: *mut ggml_context, a: *mut ggml_tensor) -> *mut ggml_tensor;
@@ -1101,12 +1014,7 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_glu(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        op: ggml_glu_op,
-        swapped: bool,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_glu(ctx: *mut ggml_context, a: *mut ggml_tensor, op: ggml_glu_op, swapped: bool) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_reglu(ctx: *mut ggml_context, a: *mut ggml_tensor) -> *mut ggml_tensor;
@@ -1136,10 +1044,7 @@ unsafe extern "C" {
     pub fn ggml_geglu_quick(ctx: *mut ggml_context, a: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_geglu_quick_swapped(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_geglu_quick_swapped(ctx: *mut ggml_context, a: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_glu_split(
@@ -1150,39 +1055,20 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_reglu_split(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_reglu_split(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_geglu_split(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_geglu_split(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_swiglu_split(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_swiglu_split(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_geglu_erf_split(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_geglu_erf_split(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_geglu_quick_split(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_geglu_quick_split(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor)
+    -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_swiglu_oai(
@@ -1205,22 +1091,13 @@ unsafe extern "C" {
     pub fn ggml_norm(ctx: *mut ggml_context, a: *mut ggml_tensor, eps: f32) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_norm_inplace(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        eps: f32,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_norm_inplace(ctx: *mut ggml_context, a: *mut ggml_tensor, eps: f32) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_rms_norm(ctx: *mut ggml_context, a: *mut ggml_tensor, eps: f32)
-        -> *mut ggml_tensor;
+    pub fn ggml_rms_norm(ctx: *mut ggml_context, a: *mut ggml_tensor, eps: f32) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_rms_norm_inplace(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        eps: f32,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_rms_norm_inplace(ctx: *mut ggml_context, a: *mut ggml_tensor, eps: f32) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_group_norm(
@@ -1242,11 +1119,7 @@ unsafe extern "C" {
     pub fn ggml_l2_norm(ctx: *mut ggml_context, a: *mut ggml_tensor, eps: f32) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_l2_norm_inplace(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        eps: f32,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_l2_norm_inplace(ctx: *mut ggml_context, a: *mut ggml_tensor, eps: f32) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_rms_norm_back(
@@ -1260,18 +1133,10 @@ unsafe extern "C" {
     pub fn ggml_prec_set_acc(a: *mut ggml_tensor, prec: ggml_prec) -> bool;
 }
 unsafe extern "C" {
-    pub fn ggml_prec_set_src(
-        a: *mut ggml_tensor,
-        prec: ggml_prec,
-        idx: ::std::os::raw::c_int,
-    ) -> bool;
+    pub fn ggml_prec_set_src(a: *mut ggml_tensor, prec: ggml_prec, idx: ::std::os::raw::c_int) -> bool;
 }
 unsafe extern "C" {
-    pub fn ggml_mul_mat(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_mul_mat(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_mul_mat_set_prec(a: *mut ggml_tensor, prec: ggml_prec);
@@ -1288,37 +1153,19 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_out_prod(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_out_prod(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_scale(ctx: *mut ggml_context, a: *mut ggml_tensor, s: f32) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_scale_inplace(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        s: f32,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_scale_inplace(ctx: *mut ggml_context, a: *mut ggml_tensor, s: f32) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_scale_bias(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        s: f32,
-        b: f32,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_scale_bias(ctx: *mut ggml_context, a: *mut ggml_tensor, s: f32, b: f32) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_scale_bias_inplace(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        s: f32,
-        b: f32,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_scale_bias_inplace(ctx: *mut ggml_context, a: *mut ggml_tensor, s: f32, b: f32) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_set(
@@ -1377,18 +1224,10 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_cpy(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_cpy(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_cast(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        type_: ggml_type,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_cast(ctx: *mut ggml_context, a: *mut ggml_tensor, type_: ggml_type) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_cont(ctx: *mut ggml_context, a: *mut ggml_tensor) -> *mut ggml_tensor;
@@ -1397,21 +1236,10 @@ unsafe extern "C" {
     pub fn ggml_cont_1d(ctx: *mut ggml_context, a: *mut ggml_tensor, ne0: i64) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_cont_2d(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        ne0: i64,
-        ne1: i64,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_cont_2d(ctx: *mut ggml_context, a: *mut ggml_tensor, ne0: i64, ne1: i64) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_cont_3d(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        ne0: i64,
-        ne1: i64,
-        ne2: i64,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_cont_3d(ctx: *mut ggml_context, a: *mut ggml_tensor, ne0: i64, ne1: i64, ne2: i64) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_cont_4d(
@@ -1424,26 +1252,13 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_reshape(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_reshape(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_reshape_1d(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        ne0: i64,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_reshape_1d(ctx: *mut ggml_context, a: *mut ggml_tensor, ne0: i64) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_reshape_2d(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        ne0: i64,
-        ne1: i64,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_reshape_2d(ctx: *mut ggml_context, a: *mut ggml_tensor, ne0: i64, ne1: i64) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_reshape_3d(
@@ -1465,12 +1280,7 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_view_1d(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        ne0: i64,
-        offset: usize,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_view_1d(ctx: *mut ggml_context, a: *mut ggml_tensor, ne0: i64, offset: usize) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_view_2d(
@@ -1522,11 +1332,7 @@ unsafe extern "C" {
     pub fn ggml_transpose(ctx: *mut ggml_context, a: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_get_rows(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_get_rows(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_get_rows_back(
@@ -1576,20 +1382,10 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_clamp(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        min: f32,
-        max: f32,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_clamp(ctx: *mut ggml_context, a: *mut ggml_tensor, min: f32, max: f32) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_clamp_inplace(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        min: f32,
-        max: f32,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_clamp_inplace(ctx: *mut ggml_context, a: *mut ggml_tensor, min: f32, max: f32) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_soft_max(ctx: *mut ggml_context, a: *mut ggml_tensor) -> *mut ggml_tensor;
@@ -1802,10 +1598,7 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_rope_set_offset(
-        a: *mut ggml_tensor,
-        n_offs: ::std::os::raw::c_int,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_rope_set_offset(a: *mut ggml_tensor, n_offs: ::std::os::raw::c_int) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_im2col(
@@ -1943,18 +1736,10 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_conv_2d_sk_p0(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_conv_2d_sk_p0(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_conv_2d_s1_ph(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        b: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_conv_2d_s1_ph(ctx: *mut ggml_context, a: *mut ggml_tensor, b: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_conv_2d_dw(
@@ -2168,21 +1953,13 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_tri(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        type_: ggml_tri_type,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_tri(ctx: *mut ggml_context, a: *mut ggml_tensor, type_: ggml_tri_type) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_fill(ctx: *mut ggml_context, a: *mut ggml_tensor, c: f32) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_fill_inplace(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        c: f32,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_fill_inplace(ctx: *mut ggml_context, a: *mut ggml_tensor, c: f32) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_timestep_embedding(
@@ -2196,11 +1973,7 @@ pub const GGML_SORT_ORDER_ASC: ggml_sort_order = 0;
 pub const GGML_SORT_ORDER_DESC: ggml_sort_order = 1;
 pub type ggml_sort_order = ::std::os::raw::c_uint;
 unsafe extern "C" {
-    pub fn ggml_argsort(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        order: ggml_sort_order,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_argsort(ctx: *mut ggml_context, a: *mut ggml_tensor, order: ggml_sort_order) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_argsort_top_k(
@@ -2210,19 +1983,10 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_top_k(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        k: ::std::os::raw::c_int,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_top_k(ctx: *mut ggml_context, a: *mut ggml_tensor, k: ::std::os::raw::c_int) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_arange(
-        ctx: *mut ggml_context,
-        start: f32,
-        stop: f32,
-        step: f32,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_arange(ctx: *mut ggml_context, start: f32, stop: f32, step: f32) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_flash_attn_ext(
@@ -2259,11 +2023,7 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_ssm_conv(
-        ctx: *mut ggml_context,
-        sx: *mut ggml_tensor,
-        c: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_ssm_conv(ctx: *mut ggml_context, sx: *mut ggml_tensor, c: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_ssm_scan(
@@ -2279,11 +2039,7 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_win_part(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        w: ::std::os::raw::c_int,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_win_part(ctx: *mut ggml_context, a: *mut ggml_tensor, w: ::std::os::raw::c_int) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_win_unpart(
@@ -2295,18 +2051,10 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_unary(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        op: ggml_unary_op,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_unary(ctx: *mut ggml_context, a: *mut ggml_tensor, op: ggml_unary_op) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_unary_inplace(
-        ctx: *mut ggml_context,
-        a: *mut ggml_tensor,
-        op: ggml_unary_op,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_unary_inplace(ctx: *mut ggml_context, a: *mut ggml_tensor, op: ggml_unary_op) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_get_rel_pos(
@@ -2408,11 +2156,8 @@ unsafe extern "C" {
     ) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_dsv4_hc_pre(
-        ctx: *mut ggml_context,
-        x: *mut ggml_tensor,
-        weights: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_dsv4_hc_pre(ctx: *mut ggml_context, x: *mut ggml_tensor, weights: *mut ggml_tensor)
+    -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_dsv4_hc_pre_gated(
@@ -2613,18 +2358,10 @@ unsafe extern "C" {
     pub fn ggml_new_graph(ctx: *mut ggml_context) -> *mut ggml_cgraph;
 }
 unsafe extern "C" {
-    pub fn ggml_new_graph_custom(
-        ctx: *mut ggml_context,
-        size: usize,
-        grads: bool,
-    ) -> *mut ggml_cgraph;
+    pub fn ggml_new_graph_custom(ctx: *mut ggml_context, size: usize, grads: bool) -> *mut ggml_cgraph;
 }
 unsafe extern "C" {
-    pub fn ggml_graph_dup(
-        ctx: *mut ggml_context,
-        cgraph: *mut ggml_cgraph,
-        force_grads: bool,
-    ) -> *mut ggml_cgraph;
+    pub fn ggml_graph_dup(ctx: *mut ggml_context, cgraph: *mut ggml_cgraph, force_grads: bool) -> *mut ggml_cgraph;
 }
 unsafe extern "C" {
     pub fn ggml_graph_cpy(src: *mut ggml_cgraph, dst: *mut ggml_cgraph);
@@ -2657,22 +2394,13 @@ unsafe extern "C" {
     pub fn ggml_graph_overhead_custom(size: usize, grads: bool) -> usize;
 }
 unsafe extern "C" {
-    pub fn ggml_graph_get_tensor(
-        cgraph: *const ggml_cgraph,
-        name: *const ::std::os::raw::c_char,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_graph_get_tensor(cgraph: *const ggml_cgraph, name: *const ::std::os::raw::c_char) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_graph_get_grad(
-        cgraph: *const ggml_cgraph,
-        node: *const ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_graph_get_grad(cgraph: *const ggml_cgraph, node: *const ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_graph_get_grad_acc(
-        cgraph: *const ggml_cgraph,
-        node: *const ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_graph_get_grad_acc(cgraph: *const ggml_cgraph, node: *const ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_graph_print(cgraph: *const ggml_cgraph);
@@ -2692,10 +2420,7 @@ pub type ggml_log_callback = ::std::option::Option<
     ),
 >;
 unsafe extern "C" {
-    pub fn ggml_log_get(
-        log_callback: *mut ggml_log_callback,
-        user_data: *mut *mut ::std::os::raw::c_void,
-    );
+    pub fn ggml_log_get(log_callback: *mut ggml_log_callback, user_data: *mut *mut ::std::os::raw::c_void);
 }
 unsafe extern "C" {
     pub fn ggml_log_set(log_callback: ggml_log_callback, user_data: *mut ::std::os::raw::c_void);
@@ -2723,12 +2448,10 @@ unsafe extern "C" {
         imatrix: *const f32,
     ) -> usize;
 }
-pub type ggml_to_float_t = ::std::option::Option<
-    unsafe extern "C" fn(x: *const ::std::os::raw::c_void, y: *mut f32, k: i64),
->;
-pub type ggml_from_float_t = ::std::option::Option<
-    unsafe extern "C" fn(x: *const f32, y: *mut ::std::os::raw::c_void, k: i64),
->;
+pub type ggml_to_float_t =
+    ::std::option::Option<unsafe extern "C" fn(x: *const ::std::os::raw::c_void, y: *mut f32, k: i64)>;
+pub type ggml_from_float_t =
+    ::std::option::Option<unsafe extern "C" fn(x: *const f32, y: *mut ::std::os::raw::c_void, k: i64)>;
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct ggml_type_traits {
@@ -2784,21 +2507,13 @@ pub struct ggml_threadpool {
 }
 pub type ggml_threadpool_t = *mut ggml_threadpool;
 unsafe extern "C" {
-    pub fn ggml_threadpool_params_default(
-        n_threads: ::std::os::raw::c_int,
-    ) -> ggml_threadpool_params;
+    pub fn ggml_threadpool_params_default(n_threads: ::std::os::raw::c_int) -> ggml_threadpool_params;
 }
 unsafe extern "C" {
-    pub fn ggml_threadpool_params_init(
-        p: *mut ggml_threadpool_params,
-        n_threads: ::std::os::raw::c_int,
-    );
+    pub fn ggml_threadpool_params_init(p: *mut ggml_threadpool_params, n_threads: ::std::os::raw::c_int);
 }
 unsafe extern "C" {
-    pub fn ggml_threadpool_params_match(
-        p0: *const ggml_threadpool_params,
-        p1: *const ggml_threadpool_params,
-    ) -> bool;
+    pub fn ggml_threadpool_params_match(p0: *const ggml_threadpool_params, p1: *const ggml_threadpool_params) -> bool;
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -2846,10 +2561,7 @@ unsafe extern "C" {
     pub fn ggml_gallocr_new(buft: ggml_backend_buffer_type_t) -> ggml_gallocr_t;
 }
 unsafe extern "C" {
-    pub fn ggml_gallocr_new_n(
-        bufts: *mut ggml_backend_buffer_type_t,
-        n_bufs: ::std::os::raw::c_int,
-    ) -> ggml_gallocr_t;
+    pub fn ggml_gallocr_new_n(bufts: *mut ggml_backend_buffer_type_t, n_bufs: ::std::os::raw::c_int) -> ggml_gallocr_t;
 }
 unsafe extern "C" {
     pub fn ggml_gallocr_free(galloc: ggml_gallocr_t);
@@ -2878,10 +2590,7 @@ unsafe extern "C" {
     pub fn ggml_gallocr_alloc_graph(galloc: ggml_gallocr_t, graph: *mut ggml_cgraph) -> bool;
 }
 unsafe extern "C" {
-    pub fn ggml_gallocr_get_buffer_size(
-        galloc: ggml_gallocr_t,
-        buffer_id: ::std::os::raw::c_int,
-    ) -> usize;
+    pub fn ggml_gallocr_get_buffer_size(galloc: ggml_gallocr_t, buffer_id: ::std::os::raw::c_int) -> usize;
 }
 unsafe extern "C" {
     pub fn ggml_backend_alloc_ctx_tensors_from_buft_size(
@@ -2896,10 +2605,7 @@ unsafe extern "C" {
     ) -> *mut ggml_backend_buffer;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_alloc_ctx_tensors(
-        ctx: *mut ggml_context,
-        backend: ggml_backend_t,
-    ) -> *mut ggml_backend_buffer;
+    pub fn ggml_backend_alloc_ctx_tensors(ctx: *mut ggml_context, backend: ggml_backend_t) -> *mut ggml_backend_buffer;
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -2921,15 +2627,10 @@ pub struct ggml_backend_device {
 }
 pub type ggml_backend_dev_t = *mut ggml_backend_device;
 unsafe extern "C" {
-    pub fn ggml_backend_buft_name(
-        buft: ggml_backend_buffer_type_t,
-    ) -> *const ::std::os::raw::c_char;
+    pub fn ggml_backend_buft_name(buft: ggml_backend_buffer_type_t) -> *const ::std::os::raw::c_char;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_buft_alloc_buffer(
-        buft: ggml_backend_buffer_type_t,
-        size: usize,
-    ) -> ggml_backend_buffer_t;
+    pub fn ggml_backend_buft_alloc_buffer(buft: ggml_backend_buffer_type_t, size: usize) -> ggml_backend_buffer_t;
 }
 unsafe extern "C" {
     pub fn ggml_backend_buft_alloc_buffer_n(
@@ -2945,10 +2646,7 @@ unsafe extern "C" {
     pub fn ggml_backend_buft_get_max_size(buft: ggml_backend_buffer_type_t) -> usize;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_buft_get_alloc_size(
-        buft: ggml_backend_buffer_type_t,
-        tensor: *const ggml_tensor,
-    ) -> usize;
+    pub fn ggml_backend_buft_get_alloc_size(buft: ggml_backend_buffer_type_t, tensor: *const ggml_tensor) -> usize;
 }
 unsafe extern "C" {
     pub fn ggml_backend_buft_get_alloc_size_n(
@@ -2968,25 +2666,19 @@ pub const GGML_BACKEND_BUFFER_USAGE_WEIGHTS: ggml_backend_buffer_usage = 1;
 pub const GGML_BACKEND_BUFFER_USAGE_COMPUTE: ggml_backend_buffer_usage = 2;
 pub type ggml_backend_buffer_usage = ::std::os::raw::c_uint;
 unsafe extern "C" {
-    pub fn ggml_backend_buffer_name(buffer: ggml_backend_buffer_t)
-        -> *const ::std::os::raw::c_char;
+    pub fn ggml_backend_buffer_name(buffer: ggml_backend_buffer_t) -> *const ::std::os::raw::c_char;
 }
 unsafe extern "C" {
     pub fn ggml_backend_buffer_free(buffer: ggml_backend_buffer_t);
 }
 unsafe extern "C" {
-    pub fn ggml_backend_buffer_get_base(
-        buffer: ggml_backend_buffer_t,
-    ) -> *mut ::std::os::raw::c_void;
+    pub fn ggml_backend_buffer_get_base(buffer: ggml_backend_buffer_t) -> *mut ::std::os::raw::c_void;
 }
 unsafe extern "C" {
     pub fn ggml_backend_buffer_get_size(buffer: ggml_backend_buffer_t) -> usize;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_buffer_init_tensor(
-        buffer: ggml_backend_buffer_t,
-        tensor: *mut ggml_tensor,
-    ) -> ggml_status;
+    pub fn ggml_backend_buffer_init_tensor(buffer: ggml_backend_buffer_t, tensor: *mut ggml_tensor) -> ggml_status;
 }
 unsafe extern "C" {
     pub fn ggml_backend_buffer_get_alignment(buffer: ggml_backend_buffer_t) -> usize;
@@ -2995,10 +2687,7 @@ unsafe extern "C" {
     pub fn ggml_backend_buffer_get_max_size(buffer: ggml_backend_buffer_t) -> usize;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_buffer_get_alloc_size(
-        buffer: ggml_backend_buffer_t,
-        tensor: *const ggml_tensor,
-    ) -> usize;
+    pub fn ggml_backend_buffer_get_alloc_size(buffer: ggml_backend_buffer_t, tensor: *const ggml_tensor) -> usize;
 }
 unsafe extern "C" {
     pub fn ggml_backend_buffer_clear(buffer: ggml_backend_buffer_t, value: u8);
@@ -3007,20 +2696,13 @@ unsafe extern "C" {
     pub fn ggml_backend_buffer_is_host(buffer: ggml_backend_buffer_t) -> bool;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_buffer_set_usage(
-        buffer: ggml_backend_buffer_t,
-        usage: ggml_backend_buffer_usage,
-    );
+    pub fn ggml_backend_buffer_set_usage(buffer: ggml_backend_buffer_t, usage: ggml_backend_buffer_usage);
 }
 unsafe extern "C" {
-    pub fn ggml_backend_buffer_get_usage(
-        buffer: ggml_backend_buffer_t,
-    ) -> ggml_backend_buffer_usage;
+    pub fn ggml_backend_buffer_get_usage(buffer: ggml_backend_buffer_t) -> ggml_backend_buffer_usage;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_buffer_get_type(
-        buffer: ggml_backend_buffer_t,
-    ) -> ggml_backend_buffer_type_t;
+    pub fn ggml_backend_buffer_get_type(buffer: ggml_backend_buffer_t) -> ggml_backend_buffer_type_t;
 }
 unsafe extern "C" {
     pub fn ggml_backend_buffer_reset(buffer: ggml_backend_buffer_t);
@@ -3038,13 +2720,10 @@ unsafe extern "C" {
     pub fn ggml_backend_free(backend: ggml_backend_t);
 }
 unsafe extern "C" {
-    pub fn ggml_backend_get_default_buffer_type(
-        backend: ggml_backend_t,
-    ) -> ggml_backend_buffer_type_t;
+    pub fn ggml_backend_get_default_buffer_type(backend: ggml_backend_t) -> ggml_backend_buffer_type_t;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_alloc_buffer(backend: ggml_backend_t, size: usize)
-        -> ggml_backend_buffer_t;
+    pub fn ggml_backend_alloc_buffer(backend: ggml_backend_t, size: usize) -> ggml_backend_buffer_t;
 }
 unsafe extern "C" {
     pub fn ggml_backend_get_alignment(backend: ggml_backend_t) -> usize;
@@ -3133,12 +2812,7 @@ unsafe extern "C" {
     );
 }
 unsafe extern "C" {
-    pub fn ggml_backend_tensor_memset(
-        tensor: *mut ggml_tensor,
-        value: u8,
-        offset: usize,
-        size: usize,
-    );
+    pub fn ggml_backend_tensor_memset(tensor: *mut ggml_tensor, value: u8, offset: usize, size: usize);
 }
 unsafe extern "C" {
     pub fn ggml_backend_synchronize(backend: ggml_backend_t);
@@ -3153,31 +2827,19 @@ unsafe extern "C" {
     pub fn ggml_backend_graph_plan_free(backend: ggml_backend_t, plan: ggml_backend_graph_plan_t);
 }
 unsafe extern "C" {
-    pub fn ggml_backend_graph_plan_compute(
-        backend: ggml_backend_t,
-        plan: ggml_backend_graph_plan_t,
-    ) -> ggml_status;
+    pub fn ggml_backend_graph_plan_compute(backend: ggml_backend_t, plan: ggml_backend_graph_plan_t) -> ggml_status;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_graph_compute(
-        backend: ggml_backend_t,
-        cgraph: *mut ggml_cgraph,
-    ) -> ggml_status;
+    pub fn ggml_backend_graph_compute(backend: ggml_backend_t, cgraph: *mut ggml_cgraph) -> ggml_status;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_graph_compute_async(
-        backend: ggml_backend_t,
-        cgraph: *mut ggml_cgraph,
-    ) -> ggml_status;
+    pub fn ggml_backend_graph_compute_async(backend: ggml_backend_t, cgraph: *mut ggml_cgraph) -> ggml_status;
 }
 unsafe extern "C" {
     pub fn ggml_backend_supports_op(backend: ggml_backend_t, op: *const ggml_tensor) -> bool;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_supports_buft(
-        backend: ggml_backend_t,
-        buft: ggml_backend_buffer_type_t,
-    ) -> bool;
+    pub fn ggml_backend_supports_buft(backend: ggml_backend_t, buft: ggml_backend_buffer_type_t) -> bool;
 }
 unsafe extern "C" {
     pub fn ggml_backend_offload_op(backend: ggml_backend_t, op: *const ggml_tensor) -> bool;
@@ -3247,9 +2909,7 @@ unsafe extern "C" {
     pub fn ggml_backend_dev_name(device: ggml_backend_dev_t) -> *const ::std::os::raw::c_char;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_dev_description(
-        device: ggml_backend_dev_t,
-    ) -> *const ::std::os::raw::c_char;
+    pub fn ggml_backend_dev_description(device: ggml_backend_dev_t) -> *const ::std::os::raw::c_char;
 }
 unsafe extern "C" {
     pub fn ggml_backend_dev_memory(device: ggml_backend_dev_t, free: *mut usize, total: *mut usize);
@@ -3258,27 +2918,19 @@ unsafe extern "C" {
     pub fn ggml_backend_dev_type(device: ggml_backend_dev_t) -> ggml_backend_dev_type;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_dev_get_props(
-        device: ggml_backend_dev_t,
-        props: *mut ggml_backend_dev_props,
-    );
+    pub fn ggml_backend_dev_get_props(device: ggml_backend_dev_t, props: *mut ggml_backend_dev_props);
 }
 unsafe extern "C" {
     pub fn ggml_backend_dev_backend_reg(device: ggml_backend_dev_t) -> ggml_backend_reg_t;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_dev_init(
-        device: ggml_backend_dev_t,
-        params: *const ::std::os::raw::c_char,
-    ) -> ggml_backend_t;
+    pub fn ggml_backend_dev_init(device: ggml_backend_dev_t, params: *const ::std::os::raw::c_char) -> ggml_backend_t;
 }
 unsafe extern "C" {
     pub fn ggml_backend_dev_buffer_type(device: ggml_backend_dev_t) -> ggml_backend_buffer_type_t;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_dev_host_buffer_type(
-        device: ggml_backend_dev_t,
-    ) -> ggml_backend_buffer_type_t;
+    pub fn ggml_backend_dev_host_buffer_type(device: ggml_backend_dev_t) -> ggml_backend_buffer_type_t;
 }
 unsafe extern "C" {
     pub fn ggml_backend_dev_buffer_from_host_ptr(
@@ -3289,14 +2941,10 @@ unsafe extern "C" {
     ) -> ggml_backend_buffer_t;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_dev_supports_op(device: ggml_backend_dev_t, op: *const ggml_tensor)
-        -> bool;
+    pub fn ggml_backend_dev_supports_op(device: ggml_backend_dev_t, op: *const ggml_tensor) -> bool;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_dev_supports_buft(
-        device: ggml_backend_dev_t,
-        buft: ggml_backend_buffer_type_t,
-    ) -> bool;
+    pub fn ggml_backend_dev_supports_buft(device: ggml_backend_dev_t, buft: ggml_backend_buffer_type_t) -> bool;
 }
 unsafe extern "C" {
     pub fn ggml_backend_dev_offload_op(device: ggml_backend_dev_t, op: *const ggml_tensor) -> bool;
@@ -3317,31 +2965,19 @@ unsafe extern "C" {
     ) -> *mut ::std::os::raw::c_void;
 }
 pub type ggml_backend_comm_init_t = ::std::option::Option<
-    unsafe extern "C" fn(
-        backends: *mut ggml_backend_t,
-        n_backends: usize,
-    ) -> *mut ::std::os::raw::c_void,
+    unsafe extern "C" fn(backends: *mut ggml_backend_t, n_backends: usize) -> *mut ::std::os::raw::c_void,
 >;
-pub type ggml_backend_comm_free_t =
-    ::std::option::Option<unsafe extern "C" fn(comm_ctx: *mut ::std::os::raw::c_void)>;
+pub type ggml_backend_comm_free_t = ::std::option::Option<unsafe extern "C" fn(comm_ctx: *mut ::std::os::raw::c_void)>;
 pub type ggml_backend_comm_allreduce_tensor_t = ::std::option::Option<
-    unsafe extern "C" fn(
-        comm_ctx: *mut ::std::os::raw::c_void,
-        tensors: *mut *mut ggml_tensor,
-    ) -> bool,
+    unsafe extern "C" fn(comm_ctx: *mut ::std::os::raw::c_void, tensors: *mut *mut ggml_tensor) -> bool,
 >;
 pub type ggml_backend_split_buffer_type_t = ::std::option::Option<
-    unsafe extern "C" fn(
-        main_device: ::std::os::raw::c_int,
-        tensor_split: *const f32,
-    ) -> ggml_backend_buffer_type_t,
+    unsafe extern "C" fn(main_device: ::std::os::raw::c_int, tensor_split: *const f32) -> ggml_backend_buffer_type_t,
 >;
-pub type ggml_backend_set_n_threads_t = ::std::option::Option<
-    unsafe extern "C" fn(backend: ggml_backend_t, n_threads: ::std::os::raw::c_int),
->;
-pub type ggml_backend_dev_get_extra_bufts_t = ::std::option::Option<
-    unsafe extern "C" fn(device: ggml_backend_dev_t) -> *mut ggml_backend_buffer_type_t,
->;
+pub type ggml_backend_set_n_threads_t =
+    ::std::option::Option<unsafe extern "C" fn(backend: ggml_backend_t, n_threads: ::std::os::raw::c_int)>;
+pub type ggml_backend_dev_get_extra_bufts_t =
+    ::std::option::Option<unsafe extern "C" fn(device: ggml_backend_dev_t) -> *mut ggml_backend_buffer_type_t>;
 pub type ggml_backend_set_abort_callback_t = ::std::option::Option<
     unsafe extern "C" fn(
         backend: ggml_backend_t,
@@ -3364,9 +3000,8 @@ impl Default for ggml_backend_feature {
         }
     }
 }
-pub type ggml_backend_get_features_t = ::std::option::Option<
-    unsafe extern "C" fn(reg: ggml_backend_reg_t) -> *mut ggml_backend_feature,
->;
+pub type ggml_backend_get_features_t =
+    ::std::option::Option<unsafe extern "C" fn(reg: ggml_backend_reg_t) -> *mut ggml_backend_feature>;
 unsafe extern "C" {
     pub fn ggml_backend_register(reg: ggml_backend_reg_t);
 }
@@ -3428,11 +3063,7 @@ pub struct ggml_backend_sched {
 }
 pub type ggml_backend_sched_t = *mut ggml_backend_sched;
 pub type ggml_backend_sched_eval_callback = ::std::option::Option<
-    unsafe extern "C" fn(
-        t: *mut ggml_tensor,
-        ask: bool,
-        user_data: *mut ::std::os::raw::c_void,
-    ) -> bool,
+    unsafe extern "C" fn(t: *mut ggml_tensor, ask: bool, user_data: *mut ::std::os::raw::c_void) -> bool,
 >;
 unsafe extern "C" {
     pub fn ggml_backend_sched_new(
@@ -3455,19 +3086,13 @@ unsafe extern "C" {
     );
 }
 unsafe extern "C" {
-    pub fn ggml_backend_sched_reserve(
-        sched: ggml_backend_sched_t,
-        measure_graph: *mut ggml_cgraph,
-    ) -> bool;
+    pub fn ggml_backend_sched_reserve(sched: ggml_backend_sched_t, measure_graph: *mut ggml_cgraph) -> bool;
 }
 unsafe extern "C" {
     pub fn ggml_backend_sched_get_n_backends(sched: ggml_backend_sched_t) -> ::std::os::raw::c_int;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_sched_get_backend(
-        sched: ggml_backend_sched_t,
-        i: ::std::os::raw::c_int,
-    ) -> ggml_backend_t;
+    pub fn ggml_backend_sched_get_backend(sched: ggml_backend_sched_t, i: ::std::os::raw::c_int) -> ggml_backend_t;
 }
 unsafe extern "C" {
     pub fn ggml_backend_sched_get_n_splits(sched: ggml_backend_sched_t) -> ::std::os::raw::c_int;
@@ -3482,10 +3107,7 @@ unsafe extern "C" {
     ) -> ggml_backend_buffer_type_t;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_sched_get_buffer_size(
-        sched: ggml_backend_sched_t,
-        backend: ggml_backend_t,
-    ) -> usize;
+    pub fn ggml_backend_sched_get_buffer_size(sched: ggml_backend_sched_t, backend: ggml_backend_t) -> usize;
 }
 unsafe extern "C" {
     pub fn ggml_backend_sched_set_tensor_backend(
@@ -3495,31 +3117,20 @@ unsafe extern "C" {
     );
 }
 unsafe extern "C" {
-    pub fn ggml_backend_sched_get_tensor_backend(
-        sched: ggml_backend_sched_t,
-        node: *mut ggml_tensor,
-    ) -> ggml_backend_t;
+    pub fn ggml_backend_sched_get_tensor_backend(sched: ggml_backend_sched_t, node: *mut ggml_tensor)
+    -> ggml_backend_t;
 }
 unsafe extern "C" {
     pub fn ggml_backend_sched_split_graph(sched: ggml_backend_sched_t, graph: *mut ggml_cgraph);
 }
 unsafe extern "C" {
-    pub fn ggml_backend_sched_alloc_graph(
-        sched: ggml_backend_sched_t,
-        graph: *mut ggml_cgraph,
-    ) -> bool;
+    pub fn ggml_backend_sched_alloc_graph(sched: ggml_backend_sched_t, graph: *mut ggml_cgraph) -> bool;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_sched_graph_compute(
-        sched: ggml_backend_sched_t,
-        graph: *mut ggml_cgraph,
-    ) -> ggml_status;
+    pub fn ggml_backend_sched_graph_compute(sched: ggml_backend_sched_t, graph: *mut ggml_cgraph) -> ggml_status;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_sched_graph_compute_async(
-        sched: ggml_backend_sched_t,
-        graph: *mut ggml_cgraph,
-    ) -> ggml_status;
+    pub fn ggml_backend_sched_graph_compute_async(sched: ggml_backend_sched_t, graph: *mut ggml_cgraph) -> ggml_status;
 }
 unsafe extern "C" {
     pub fn ggml_backend_sched_synchronize(sched: ggml_backend_sched_t);
@@ -3544,9 +3155,8 @@ pub const GGML_BACKEND_SPLIT_AXIS_NONE: ggml_backend_meta_split_axis = 98;
 pub const GGML_BACKEND_SPLIT_AXIS_UNKNOWN: ggml_backend_meta_split_axis = 99;
 pub type ggml_backend_meta_split_axis = ::std::os::raw::c_uint;
 unsafe extern "C" {
-    pub fn ggml_backend_meta_split_axis_name(
-        split_axis: ggml_backend_meta_split_axis,
-    ) -> *const ::std::os::raw::c_char;
+    pub fn ggml_backend_meta_split_axis_name(split_axis: ggml_backend_meta_split_axis)
+    -> *const ::std::os::raw::c_char;
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -3597,10 +3207,7 @@ impl Default for ggml_backend_graph_copy {
     }
 }
 unsafe extern "C" {
-    pub fn ggml_backend_graph_copy(
-        backend: ggml_backend_t,
-        graph: *mut ggml_cgraph,
-    ) -> ggml_backend_graph_copy;
+    pub fn ggml_backend_graph_copy(backend: ggml_backend_t, graph: *mut ggml_cgraph) -> ggml_backend_graph_copy;
 }
 unsafe extern "C" {
     pub fn ggml_backend_graph_copy_free(copy: ggml_backend_graph_copy);
@@ -3635,10 +3242,7 @@ unsafe extern "C" {
     pub fn ggml_backend_view_init(tensor: *mut ggml_tensor) -> ggml_status;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_cpu_buffer_from_ptr(
-        ptr: *mut ::std::os::raw::c_void,
-        size: usize,
-    ) -> ggml_backend_buffer_t;
+    pub fn ggml_backend_cpu_buffer_from_ptr(ptr: *mut ::std::os::raw::c_void, size: usize) -> ggml_backend_buffer_t;
 }
 unsafe extern "C" {
     pub fn ggml_backend_cpu_buffer_type() -> ggml_backend_buffer_type_t;
@@ -3745,8 +3349,7 @@ unsafe extern "C" {
     pub fn ggml_threadpool_free(threadpool: *mut ggml_threadpool);
 }
 unsafe extern "C" {
-    pub fn ggml_threadpool_get_n_threads(threadpool: *mut ggml_threadpool)
-        -> ::std::os::raw::c_int;
+    pub fn ggml_threadpool_get_n_threads(threadpool: *mut ggml_threadpool) -> ::std::os::raw::c_int;
 }
 unsafe extern "C" {
     pub fn ggml_threadpool_pause(threadpool: *mut ggml_threadpool);
@@ -3897,16 +3500,10 @@ unsafe extern "C" {
     pub fn ggml_backend_is_cpu(backend: ggml_backend_t) -> bool;
 }
 unsafe extern "C" {
-    pub fn ggml_backend_cpu_set_n_threads(
-        backend_cpu: ggml_backend_t,
-        n_threads: ::std::os::raw::c_int,
-    );
+    pub fn ggml_backend_cpu_set_n_threads(backend_cpu: ggml_backend_t, n_threads: ::std::os::raw::c_int);
 }
 unsafe extern "C" {
-    pub fn ggml_backend_cpu_set_threadpool(
-        backend_cpu: ggml_backend_t,
-        threadpool: ggml_threadpool_t,
-    );
+    pub fn ggml_backend_cpu_set_threadpool(backend_cpu: ggml_backend_t, threadpool: ggml_threadpool_t);
 }
 unsafe extern "C" {
     pub fn ggml_backend_cpu_set_abort_callback(
@@ -3985,11 +3582,7 @@ unsafe extern "C" {
     pub fn ggml_opt_dataset_labels(dataset: ggml_opt_dataset_t) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_opt_dataset_shuffle(
-        opt_ctx: ggml_opt_context_t,
-        dataset: ggml_opt_dataset_t,
-        idata: i64,
-    );
+    pub fn ggml_opt_dataset_shuffle(opt_ctx: ggml_opt_context_t, dataset: ggml_opt_dataset_t, idata: i64);
 }
 unsafe extern "C" {
     pub fn ggml_opt_dataset_get_batch(
@@ -4037,18 +3630,13 @@ pub struct ggml_opt_optimizer_params__bindgen_ty_2 {
     pub alpha: f32,
     pub wd: f32,
 }
-pub type ggml_opt_get_optimizer_params = ::std::option::Option<
-    unsafe extern "C" fn(userdata: *mut ::std::os::raw::c_void) -> ggml_opt_optimizer_params,
->;
+pub type ggml_opt_get_optimizer_params =
+    ::std::option::Option<unsafe extern "C" fn(userdata: *mut ::std::os::raw::c_void) -> ggml_opt_optimizer_params>;
 unsafe extern "C" {
-    pub fn ggml_opt_get_default_optimizer_params(
-        userdata: *mut ::std::os::raw::c_void,
-    ) -> ggml_opt_optimizer_params;
+    pub fn ggml_opt_get_default_optimizer_params(userdata: *mut ::std::os::raw::c_void) -> ggml_opt_optimizer_params;
 }
 unsafe extern "C" {
-    pub fn ggml_opt_get_constant_optimizer_params(
-        userdata: *mut ::std::os::raw::c_void,
-    ) -> ggml_opt_optimizer_params;
+    pub fn ggml_opt_get_constant_optimizer_params(userdata: *mut ::std::os::raw::c_void) -> ggml_opt_optimizer_params;
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -4110,10 +3698,7 @@ unsafe extern "C" {
     pub fn ggml_opt_ncorrect(opt_ctx: ggml_opt_context_t) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
-    pub fn ggml_opt_grad_acc(
-        opt_ctx: ggml_opt_context_t,
-        node: *mut ggml_tensor,
-    ) -> *mut ggml_tensor;
+    pub fn ggml_opt_grad_acc(opt_ctx: ggml_opt_context_t, node: *mut ggml_tensor) -> *mut ggml_tensor;
 }
 unsafe extern "C" {
     pub fn ggml_opt_context_optimizer_type(arg1: ggml_opt_context_t) -> ggml_opt_optimizer_type;
@@ -4335,9 +3920,7 @@ pub const LLAMA_FLASH_ATTN_TYPE_DISABLED: llama_flash_attn_type = 0;
 pub const LLAMA_FLASH_ATTN_TYPE_ENABLED: llama_flash_attn_type = 1;
 pub type llama_flash_attn_type = ::std::os::raw::c_int;
 unsafe extern "C" {
-    pub fn llama_flash_attn_type_name(
-        flash_attn_type: llama_flash_attn_type,
-    ) -> *const ::std::os::raw::c_char;
+    pub fn llama_flash_attn_type_name(flash_attn_type: llama_flash_attn_type) -> *const ::std::os::raw::c_char;
 }
 pub const LLAMA_SPLIT_MODE_NONE: llama_split_mode = 0;
 pub const LLAMA_SPLIT_MODE_LAYER: llama_split_mode = 1;
@@ -4388,9 +3971,8 @@ impl Default for llama_token_data_array {
         }
     }
 }
-pub type llama_progress_callback = ::std::option::Option<
-    unsafe extern "C" fn(progress: f32, user_data: *mut ::std::os::raw::c_void) -> bool,
->;
+pub type llama_progress_callback =
+    ::std::option::Option<unsafe extern "C" fn(progress: f32, user_data: *mut ::std::os::raw::c_void) -> bool>;
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct llama_batch {
@@ -4699,9 +4281,8 @@ unsafe extern "C" {
 unsafe extern "C" {
     pub fn llama_detach_threadpool(ctx: *mut llama_context);
 }
-pub type llama_model_set_tensor_data_t = ::std::option::Option<
-    unsafe extern "C" fn(tensor: *mut ggml_tensor, userdata: *mut ::std::os::raw::c_void),
->;
+pub type llama_model_set_tensor_data_t =
+    ::std::option::Option<unsafe extern "C" fn(tensor: *mut ggml_tensor, userdata: *mut ::std::os::raw::c_void)>;
 unsafe extern "C" {
     pub fn llama_model_init_from_user(
         metadata: *mut gguf_context,
@@ -4723,10 +4304,7 @@ unsafe extern "C" {
     ) -> *mut llama_model;
 }
 unsafe extern "C" {
-    pub fn llama_model_load_from_file_ptr(
-        file: *mut FILE,
-        params: llama_model_params,
-    ) -> *mut llama_model;
+    pub fn llama_model_load_from_file_ptr(file: *mut FILE, params: llama_model_params) -> *mut llama_model;
 }
 unsafe extern "C" {
     pub fn llama_model_load_from_splits(
@@ -4736,10 +4314,7 @@ unsafe extern "C" {
     ) -> *mut llama_model;
 }
 unsafe extern "C" {
-    pub fn llama_model_save_to_file(
-        model: *const llama_model,
-        path_model: *const ::std::os::raw::c_char,
-    );
+    pub fn llama_model_save_to_file(model: *const llama_model, path_model: *const ::std::os::raw::c_char);
 }
 unsafe extern "C" {
     pub fn llama_free_model(model: *mut llama_model);
@@ -4748,16 +4323,10 @@ unsafe extern "C" {
     pub fn llama_model_free(model: *mut llama_model);
 }
 unsafe extern "C" {
-    pub fn llama_init_from_model(
-        model: *mut llama_model,
-        params: llama_context_params,
-    ) -> *mut llama_context;
+    pub fn llama_init_from_model(model: *mut llama_model, params: llama_context_params) -> *mut llama_context;
 }
 unsafe extern "C" {
-    pub fn llama_new_context_with_model(
-        model: *mut llama_model,
-        params: llama_context_params,
-    ) -> *mut llama_context;
+    pub fn llama_new_context_with_model(model: *mut llama_model, params: llama_context_params) -> *mut llama_context;
 }
 unsafe extern "C" {
     pub fn llama_free(ctx: *mut llama_context);
@@ -4868,10 +4437,7 @@ unsafe extern "C" {
     pub fn llama_model_n_cls_out(model: *const llama_model) -> u32;
 }
 unsafe extern "C" {
-    pub fn llama_model_cls_label(
-        model: *const llama_model,
-        i: u32,
-    ) -> *const ::std::os::raw::c_char;
+    pub fn llama_model_cls_label(model: *const llama_model, i: u32) -> *const ::std::os::raw::c_char;
 }
 unsafe extern "C" {
     pub fn llama_vocab_type(vocab: *const llama_vocab) -> llama_vocab_type;
@@ -4910,11 +4476,7 @@ unsafe extern "C" {
     ) -> i32;
 }
 unsafe extern "C" {
-    pub fn llama_model_desc(
-        model: *const llama_model,
-        buf: *mut ::std::os::raw::c_char,
-        buf_size: usize,
-    ) -> i32;
+    pub fn llama_model_desc(model: *const llama_model, buf: *mut ::std::os::raw::c_char, buf_size: usize) -> i32;
 }
 unsafe extern "C" {
     pub fn llama_model_ftype(model: *const llama_model) -> llama_ftype;
@@ -4963,10 +4525,7 @@ unsafe extern "C" {
     ) -> *mut llama_adapter_lora;
 }
 unsafe extern "C" {
-    pub fn llama_adapter_lora_init_from_file_ptr(
-        model: *mut llama_model,
-        file: *mut FILE,
-    ) -> *mut llama_adapter_lora;
+    pub fn llama_adapter_lora_init_from_file_ptr(model: *mut llama_model, file: *mut FILE) -> *mut llama_adapter_lora;
 }
 unsafe extern "C" {
     pub fn llama_adapter_meta_val_str(
@@ -5002,9 +4561,7 @@ unsafe extern "C" {
     pub fn llama_adapter_get_alora_n_invocation_tokens(adapter: *const llama_adapter_lora) -> u64;
 }
 unsafe extern "C" {
-    pub fn llama_adapter_get_alora_invocation_tokens(
-        adapter: *const llama_adapter_lora,
-    ) -> *const llama_token;
+    pub fn llama_adapter_get_alora_invocation_tokens(adapter: *const llama_adapter_lora) -> *const llama_token;
 }
 unsafe extern "C" {
     pub fn llama_set_adapters_lora(
@@ -5028,12 +4585,7 @@ unsafe extern "C" {
     pub fn llama_memory_clear(mem: llama_memory_t, data: bool);
 }
 unsafe extern "C" {
-    pub fn llama_memory_seq_rm(
-        mem: llama_memory_t,
-        seq_id: llama_seq_id,
-        p0: llama_pos,
-        p1: llama_pos,
-    ) -> bool;
+    pub fn llama_memory_seq_rm(mem: llama_memory_t, seq_id: llama_seq_id, p0: llama_pos, p1: llama_pos) -> bool;
 }
 unsafe extern "C" {
     pub fn llama_memory_seq_cp(
@@ -5130,12 +4682,7 @@ unsafe extern "C" {
     pub fn llama_state_seq_get_size(ctx: *mut llama_context, seq_id: llama_seq_id) -> usize;
 }
 unsafe extern "C" {
-    pub fn llama_state_seq_get_data(
-        ctx: *mut llama_context,
-        dst: *mut u8,
-        size: usize,
-        seq_id: llama_seq_id,
-    ) -> usize;
+    pub fn llama_state_seq_get_data(ctx: *mut llama_context, dst: *mut u8, size: usize, seq_id: llama_seq_id) -> usize;
 }
 unsafe extern "C" {
     pub fn llama_state_seq_set_data(
@@ -5239,67 +4786,31 @@ unsafe extern "C" {
     pub fn llama_batch_ext_add(batch: *mut llama_batch_ext, seq_id: llama_seq_id) -> i32;
 }
 unsafe extern "C" {
-    pub fn llama_batch_ext_add_token(
-        batch: *mut llama_batch_ext,
-        seq_id: llama_seq_id,
-        id: llama_token,
-    ) -> i32;
+    pub fn llama_batch_ext_add_token(batch: *mut llama_batch_ext, seq_id: llama_seq_id, id: llama_token) -> i32;
 }
 unsafe extern "C" {
-    pub fn llama_batch_ext_add_embd(
-        batch: *mut llama_batch_ext,
-        seq_id: llama_seq_id,
-        embd: llama_embd,
-    ) -> i32;
+    pub fn llama_batch_ext_add_embd(batch: *mut llama_batch_ext, seq_id: llama_seq_id, embd: llama_embd) -> i32;
 }
 unsafe extern "C" {
-    pub fn llama_batch_ext_add_seq(
-        batch: *mut llama_batch_ext,
-        idx: i32,
-        seq_id: llama_seq_id,
-    ) -> bool;
+    pub fn llama_batch_ext_add_seq(batch: *mut llama_batch_ext, idx: i32, seq_id: llama_seq_id) -> bool;
 }
 unsafe extern "C" {
-    pub fn llama_batch_ext_set_embd_token(
-        batch: *mut llama_batch_ext,
-        idx: i32,
-        embd: llama_embd,
-    ) -> bool;
+    pub fn llama_batch_ext_set_embd_token(batch: *mut llama_batch_ext, idx: i32, embd: llama_embd) -> bool;
 }
 unsafe extern "C" {
-    pub fn llama_batch_ext_set_embd_state(
-        batch: *mut llama_batch_ext,
-        idx: i32,
-        embd: llama_embd,
-    ) -> bool;
+    pub fn llama_batch_ext_set_embd_state(batch: *mut llama_batch_ext, idx: i32, embd: llama_embd) -> bool;
 }
 unsafe extern "C" {
-    pub fn llama_batch_ext_set_output_embd(
-        batch: *mut llama_batch_ext,
-        idx: i32,
-        value: bool,
-    ) -> bool;
+    pub fn llama_batch_ext_set_output_embd(batch: *mut llama_batch_ext, idx: i32, value: bool) -> bool;
 }
 unsafe extern "C" {
-    pub fn llama_batch_ext_set_output_logits(
-        batch: *mut llama_batch_ext,
-        idx: i32,
-        value: bool,
-    ) -> bool;
+    pub fn llama_batch_ext_set_output_logits(batch: *mut llama_batch_ext, idx: i32, value: bool) -> bool;
 }
 unsafe extern "C" {
-    pub fn llama_batch_ext_set_pos(
-        batch: *mut llama_batch_ext,
-        idx: i32,
-        pos: *const llama_pos,
-    ) -> bool;
+    pub fn llama_batch_ext_set_pos(batch: *mut llama_batch_ext, idx: i32, pos: *const llama_pos) -> bool;
 }
 unsafe extern "C" {
-    pub fn llama_process(
-        ctx: *mut llama_context,
-        type_: llama_process_type,
-        batch: *mut llama_batch_ext,
-    ) -> i32;
+    pub fn llama_process(ctx: *mut llama_context, type_: llama_process_type, batch: *mut llama_batch_ext) -> i32;
 }
 unsafe extern "C" {
     pub fn llama_set_n_threads(ctx: *mut llama_context, n_threads: i32, n_threads_batch: i32);
@@ -5345,10 +4856,44 @@ pub type llama_attn_steer_computed_fn = ::std::option::Option<
 >;
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
+pub struct llama_attn_steer_fa {
+    pub q: *mut ggml_tensor,
+    pub k: *mut ggml_tensor,
+    pub v: *mut ggml_tensor,
+    pub kq_mask: *mut ggml_tensor,
+    pub sinks: *mut ggml_tensor,
+    pub out: *mut ggml_tensor,
+    pub kq_scale: f32,
+    pub max_bias: f32,
+    pub logit_softcap: f32,
+}
+impl Default for llama_attn_steer_fa {
+    fn default() -> Self {
+        let mut s = ::std::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::std::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+pub type llama_attn_steer_build_fa_fn = ::std::option::Option<
+    unsafe extern "C" fn(
+        user_data: *mut ::std::os::raw::c_void,
+        ctx: *mut ggml_context,
+        gf: *mut ggml_cgraph,
+        fa: *const llama_attn_steer_fa,
+        span_mask: *mut ggml_tensor,
+        span_kv0: i64,
+        il: i32,
+    ) -> *mut ggml_tensor,
+>;
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
 pub struct llama_attn_steer_hooks {
     pub build: llama_attn_steer_build_fn,
     pub computed: llama_attn_steer_computed_fn,
     pub user_data: *mut ::std::os::raw::c_void,
+    pub build_fa: llama_attn_steer_build_fa_fn,
 }
 impl Default for llama_attn_steer_hooks {
     fn default() -> Self {
@@ -5360,10 +4905,7 @@ impl Default for llama_attn_steer_hooks {
     }
 }
 unsafe extern "C" {
-    pub fn llama_attn_steer_set_hooks(
-        ctx: *mut llama_context,
-        hooks: *const llama_attn_steer_hooks,
-    );
+    pub fn llama_attn_steer_set_hooks(ctx: *mut llama_context, hooks: *const llama_attn_steer_hooks);
 }
 unsafe extern "C" {
     pub fn llama_attn_steer_set_spans(
@@ -5423,10 +4965,7 @@ unsafe extern "C" {
     pub fn llama_get_sampled_candidates_count_ith(ctx: *mut llama_context, i: i32) -> u32;
 }
 unsafe extern "C" {
-    pub fn llama_vocab_get_text(
-        vocab: *const llama_vocab,
-        token: llama_token,
-    ) -> *const ::std::os::raw::c_char;
+    pub fn llama_vocab_get_text(vocab: *const llama_vocab, token: llama_token) -> *const ::std::os::raw::c_char;
 }
 unsafe extern "C" {
     pub fn llama_vocab_get_score(vocab: *const llama_vocab, token: llama_token) -> f32;
@@ -5495,10 +5034,7 @@ unsafe extern "C" {
     pub fn llama_vocab_fim_sep(vocab: *const llama_vocab) -> llama_token;
 }
 unsafe extern "C" {
-    pub fn llama_token_get_text(
-        vocab: *const llama_vocab,
-        token: llama_token,
-    ) -> *const ::std::os::raw::c_char;
+    pub fn llama_token_get_text(vocab: *const llama_vocab, token: llama_token) -> *const ::std::os::raw::c_char;
 }
 unsafe extern "C" {
     pub fn llama_token_get_score(vocab: *const llama_vocab, token: llama_token) -> f32;
@@ -5606,10 +5142,7 @@ unsafe extern "C" {
     ) -> i32;
 }
 unsafe extern "C" {
-    pub fn llama_chat_builtin_templates(
-        output: *mut *const ::std::os::raw::c_char,
-        len: usize,
-    ) -> i32;
+    pub fn llama_chat_builtin_templates(output: *mut *const ::std::os::raw::c_char, len: usize) -> i32;
 }
 pub type llama_sampler_context_t = *mut ::std::os::raw::c_void;
 #[repr(C)]
@@ -5632,18 +5165,12 @@ impl Default for llama_sampler_data {
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
 pub struct llama_sampler_i {
-    pub name: ::std::option::Option<
-        unsafe extern "C" fn(smpl: *const llama_sampler) -> *const ::std::os::raw::c_char,
-    >,
-    pub accept:
-        ::std::option::Option<unsafe extern "C" fn(smpl: *mut llama_sampler, token: llama_token)>,
-    pub apply: ::std::option::Option<
-        unsafe extern "C" fn(smpl: *mut llama_sampler, cur_p: *mut llama_token_data_array),
-    >,
+    pub name: ::std::option::Option<unsafe extern "C" fn(smpl: *const llama_sampler) -> *const ::std::os::raw::c_char>,
+    pub accept: ::std::option::Option<unsafe extern "C" fn(smpl: *mut llama_sampler, token: llama_token)>,
+    pub apply:
+        ::std::option::Option<unsafe extern "C" fn(smpl: *mut llama_sampler, cur_p: *mut llama_token_data_array)>,
     pub reset: ::std::option::Option<unsafe extern "C" fn(smpl: *mut llama_sampler)>,
-    pub clone: ::std::option::Option<
-        unsafe extern "C" fn(smpl: *const llama_sampler) -> *mut llama_sampler,
-    >,
+    pub clone: ::std::option::Option<unsafe extern "C" fn(smpl: *const llama_sampler) -> *mut llama_sampler>,
     pub free: ::std::option::Option<unsafe extern "C" fn(smpl: *mut llama_sampler)>,
     pub backend_init: ::std::option::Option<
         unsafe extern "C" fn(
@@ -5670,9 +5197,7 @@ pub struct llama_sampler_i {
     >,
     pub backend_set_input: ::std::option::Option<unsafe extern "C" fn(smpl: *mut llama_sampler)>,
     pub backend_reset: ::std::option::Option<unsafe extern "C" fn(smpl: *mut llama_sampler)>,
-    pub copy_state: ::std::option::Option<
-        unsafe extern "C" fn(src: *const llama_sampler, dst: *mut llama_sampler),
-    >,
+    pub copy_state: ::std::option::Option<unsafe extern "C" fn(src: *const llama_sampler, dst: *mut llama_sampler)>,
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -5690,17 +5215,10 @@ impl Default for llama_sampler {
     }
 }
 unsafe extern "C" {
-    pub fn llama_set_sampler(
-        ctx: *mut llama_context,
-        seq_id: llama_seq_id,
-        smpl: *mut llama_sampler,
-    ) -> bool;
+    pub fn llama_set_sampler(ctx: *mut llama_context, seq_id: llama_seq_id, smpl: *mut llama_sampler) -> bool;
 }
 unsafe extern "C" {
-    pub fn llama_sampler_init(
-        iface: *mut llama_sampler_i,
-        ctx: llama_sampler_context_t,
-    ) -> *mut llama_sampler;
+    pub fn llama_sampler_init(iface: *mut llama_sampler_i, ctx: llama_sampler_context_t) -> *mut llama_sampler;
 }
 unsafe extern "C" {
     pub fn llama_sampler_name(smpl: *const llama_sampler) -> *const ::std::os::raw::c_char;
@@ -5771,8 +5289,7 @@ unsafe extern "C" {
 }
 unsafe extern "C" {
     #[doc = " @details XTC sampler as described in https://github.com/oobabooga/text-generation-webui/pull/6335"]
-    pub fn llama_sampler_init_xtc(p: f32, t: f32, min_keep: usize, seed: u32)
-        -> *mut llama_sampler;
+    pub fn llama_sampler_init_xtc(p: f32, t: f32, min_keep: usize, seed: u32) -> *mut llama_sampler;
 }
 unsafe extern "C" {
     #[doc = " @details Top n sigma sampling as described in academic paper \"Top-nσ: Not All Logits Are You Need\" https://arxiv.org/pdf/2411.07641"]
@@ -5780,13 +5297,7 @@ unsafe extern "C" {
 }
 unsafe extern "C" {
     #[doc = " @details Mirostat 1.0 algorithm described in the paper https://arxiv.org/abs/2007.14966. Uses tokens instead of words.\n @param candidates A vector of `llama_token_data` containing the candidate tokens, their probabilities (p), and log-odds (logit) for the current position in the generated text.\n @param tau  The target cross-entropy (or surprise) value you want to achieve for the generated text. A higher value corresponds to more surprising or less predictable text, while a lower value corresponds to less surprising or more predictable text.\n @param eta The learning rate used to update `mu` based on the error between the target and observed surprisal of the sampled word. A larger learning rate will cause `mu` to be updated more quickly, while a smaller learning rate will result in slower updates.\n @param m The number of tokens considered in the estimation of `s_hat`. This is an arbitrary value that is used to calculate `s_hat`, which in turn helps to calculate the value of `k`. In the paper, they use `m = 100`, but you can experiment with different values to see how it affects the performance of the algorithm.\n @param mu Maximum cross-entropy. This value is initialized to be twice the target cross-entropy (`2 * tau`) and is updated in the algorithm based on the error between the target and observed surprisal."]
-    pub fn llama_sampler_init_mirostat(
-        n_vocab: i32,
-        seed: u32,
-        tau: f32,
-        eta: f32,
-        m: i32,
-    ) -> *mut llama_sampler;
+    pub fn llama_sampler_init_mirostat(n_vocab: i32, seed: u32, tau: f32, eta: f32, m: i32) -> *mut llama_sampler;
 }
 unsafe extern "C" {
     #[doc = " @details Mirostat 2.0 algorithm described in the paper https://arxiv.org/abs/2007.14966. Uses tokens instead of words.\n @param candidates A vector of `llama_token_data` containing the candidate tokens, their probabilities (p), and log-odds (logit) for the current position in the generated text.\n @param tau  The target cross-entropy (or surprise) value you want to achieve for the generated text. A higher value corresponds to more surprising or less predictable text, while a lower value corresponds to less surprising or more predictable text.\n @param eta The learning rate used to update `mu` based on the error between the target and observed surprisal of the sampled word. A larger learning rate will cause `mu` to be updated more quickly, while a smaller learning rate will result in slower updates.\n @param mu Maximum cross-entropy. This value is initialized to be twice the target cross-entropy (`2 * tau`) and is updated in the algorithm based on the error between the target and observed surprisal."]
@@ -5863,11 +5374,7 @@ unsafe extern "C" {
     pub fn llama_sampler_get_seed(smpl: *const llama_sampler) -> u32;
 }
 unsafe extern "C" {
-    pub fn llama_sampler_sample(
-        smpl: *mut llama_sampler,
-        ctx: *mut llama_context,
-        idx: i32,
-    ) -> llama_token;
+    pub fn llama_sampler_sample(smpl: *mut llama_sampler, ctx: *mut llama_context, idx: i32) -> llama_token;
 }
 unsafe extern "C" {
     #[doc = " @details Build a split GGUF final path for this chunk.\n          llama_split_path(split_path, sizeof(split_path), \"/models/ggml-model-q4_0\", 2, 4) => split_path = \"/models/ggml-model-q4_0-00002-of-00004.gguf\""]
@@ -5893,10 +5400,7 @@ unsafe extern "C" {
     pub fn llama_print_system_info() -> *const ::std::os::raw::c_char;
 }
 unsafe extern "C" {
-    pub fn llama_log_get(
-        log_callback: *mut ggml_log_callback,
-        user_data: *mut *mut ::std::os::raw::c_void,
-    );
+    pub fn llama_log_get(log_callback: *mut ggml_log_callback, user_data: *mut *mut ::std::os::raw::c_void);
 }
 unsafe extern "C" {
     pub fn llama_log_set(log_callback: ggml_log_callback, user_data: *mut ::std::os::raw::c_void);
@@ -5940,10 +5444,7 @@ pub type llama_opt_param_filter = ::std::option::Option<
     unsafe extern "C" fn(tensor: *const ggml_tensor, userdata: *mut ::std::os::raw::c_void) -> bool,
 >;
 unsafe extern "C" {
-    pub fn llama_opt_param_filter_all(
-        tensor: *const ggml_tensor,
-        userdata: *mut ::std::os::raw::c_void,
-    ) -> bool;
+    pub fn llama_opt_param_filter_all(tensor: *const ggml_tensor, userdata: *mut ::std::os::raw::c_void) -> bool;
 }
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
@@ -5965,11 +5466,7 @@ impl Default for llama_opt_params {
     }
 }
 unsafe extern "C" {
-    pub fn llama_opt_init(
-        lctx: *mut llama_context,
-        model: *mut llama_model,
-        lopt_params: llama_opt_params,
-    );
+    pub fn llama_opt_init(lctx: *mut llama_context, model: *mut llama_model, lopt_params: llama_opt_params);
 }
 unsafe extern "C" {
     pub fn llama_opt_epoch(

@@ -22,7 +22,9 @@
 
 use super::config::{Action, Granularity, SteerConfig, MIN_SHARE};
 use super::trace::{after_name, before_name, TraceSink, UbatchTrace};
-use crate::llama::{AttnSteer, ComputedGraph, GraphBuilder, SpanMask, SteeredAttention, Tensor, UbatchInfo};
+use crate::llama::{
+    AttnSteer, ComputedGraph, FlashAttnOperands, GraphBuilder, SpanMask, SteeredAttention, Tensor, UbatchInfo,
+};
 use std::sync::{Arc, Mutex};
 
 /// The [`AttnSteer`] implementation registered with the llama.cpp context.
@@ -47,7 +49,7 @@ impl SpotlightHook {
 
 /// The bias that raises a share p to τ where it is below: e^b − 1 = (τ − p_c)/(p_c(1 − τ)),
 /// p_c = clamp(p, ε, τ); exactly 0 where p ≥ τ.
-fn bias_to_reach<'g>(g: &mut GraphBuilder<'g>, p: Tensor<'g>, alpha: f32) -> Tensor<'g> {
+pub(super) fn bias_to_reach<'g>(g: &mut GraphBuilder<'g>, p: Tensor<'g>, alpha: f32) -> Tensor<'g> {
     let pc = g.clamp(p, MIN_SHARE, alpha);
     let num = g.scale_bias(pc, -1.0, alpha);
     let den = g.scale_bias(pc, 1.0 - alpha, 0.0);
@@ -127,6 +129,16 @@ impl AttnSteer for SpotlightHook {
             probs,
             row_sums: Some(row_sums),
         }
+    }
+
+    fn build_flash<'g>(
+        &mut self,
+        g: &mut GraphBuilder<'g>,
+        fa: FlashAttnOperands<'g>,
+        span: SpanMask<'g>,
+        layer: usize,
+    ) -> Tensor<'g> {
+        super::flash::steer_flash(g, fa, span, &self.config, layer)
     }
 
     fn wants_computed(&self) -> bool {

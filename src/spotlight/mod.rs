@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod config;
 pub mod controller;
+pub mod flash;
 pub mod layers;
 pub mod markup;
 pub mod markup_writer;

@@ -90,13 +90,14 @@ pub struct Session<'m> {
 }
 
 impl<'m> Session<'m> {
-    /// Create a context. With steering, flash attention must be off (the hook needs the explicit
-    /// attention matrix): `params.flash_attn` is overridden to Off.
+    /// Create a context. With steering, flash attention `Auto` means Off: the non-flash path
+    /// steers at less cost on the CPU (see docs/results/flash-attn-steering-2026-12-02.md);
+    /// `On` steers on the flash path.
     ///
     /// # Panics
     /// If `steer` fails [`SteerConfig::check`] (a hand-written τ outside [0, 1)).
     pub fn new(model: &'m Model, mut params: ContextParams, steer: Option<SteerConfig>) -> Result<Self, LlamaError> {
-        if steer.is_some() {
+        if steer.is_some() && params.flash_attn == crate::llama::FlashAttn::Auto {
             params.flash_attn = crate::llama::FlashAttn::Off;
         }
         let mut ctx = Context::new(model, params)?;
