@@ -88,6 +88,13 @@ fn span_output<'g>(g: &mut GraphBuilder<'g>, fa: &FlashAttnOperands<'g>, span: S
     let n_w = span.mask.shape()[0];
     let k = g.view_rows(fa.k, span.kv0, n_w);
     let v = g.view_rows(fa.v, span.kv0, n_w);
+    // the CPU kernel accumulates F16 values in F16 and F32 values in F32: a window-sized copy
+    // buys this pass F32 accumulation (elsewhere kernels accumulate in F32 and take F16 only)
+    let v = if fa.values_on_host() {
+        g.cast(v, ElemType::F32)
+    } else {
+        v
+    };
     // the stock mask on the window (visibility, ALiBi) plus −MASKED_OUT on cells outside the
     // span, clamped so that −∞ becomes finite; F16 and contiguous, as flash attention takes it
     let stock = g.view_columns(fa.kq_mask, span.kv0, n_w);

@@ -3,6 +3,7 @@
 //! contexts down ~25× on a 2-core machine).
 #![allow(dead_code)]
 
+pub mod rule;
 pub mod server;
 
 use spotlight::llama::{init_backend, ChatTemplate, Model, ModelParams};
