@@ -98,20 +98,6 @@ fn highlight_not_found_and_ambiguous() {
 }
 
 #[test]
-fn forced_flash_attention_with_highlights() {
-    let model = model_path();
-    let out = spotlight(&[
-        "run",
-        "--model",
-        model.to_str().unwrap(),
-        "--flash-attn",
-        "on",
-        "Say **hi**.",
-    ]);
-    assert_fails(&out, 1, "--flash-attn on cannot be combined with highlights");
-}
-
-#[test]
 fn bad_option_values() {
     let model = model_path();
     let m = model.to_str().unwrap();

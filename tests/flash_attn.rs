@@ -283,3 +283,33 @@ fn flash_steering_covers_sliding_window_layers() {
         "global layers see the span: {blind_flash:?}"
     );
 }
+
+#[test]
+fn run_with_flash_attention_on_steers_and_traces() {
+    let _g = compute_lock();
+    let trace = std::env::temp_dir().join(format!("spotlight-fa-trace-{}.jsonl", std::process::id()));
+    let out = std::process::Command::new(bin())
+        .args([
+            "run",
+            "--model",
+            model_path().to_str().unwrap(),
+            "-fa",
+            "on",
+            "--temp",
+            "0",
+            "-n",
+            "4",
+        ])
+        .args(["-t", "2", "--alpha", "0.2", "--trace", trace.to_str().unwrap(), POEM])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!out.stdout.is_empty(), "a reply");
+    let text = std::fs::read_to_string(&trace).unwrap();
+    std::fs::remove_file(&trace).ok();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let layers = first["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), model().n_layer());
+    let steered: u64 = layers.iter().map(|l| l["steered"].as_u64().unwrap()).sum();
+    assert!(steered > 0, "the trace shows steered units: {first}");
+}

@@ -170,7 +170,8 @@ pub struct RunArgs {
     /// Send the prompt as is, without the model's chat template.
     #[arg(long)]
     pub raw: bool,
-    /// Flash attention (steered runs need it off; `auto` turns it off when highlights are present).
+    /// Flash attention: `on` steers on the flash-attention path; `auto` turns it off when
+    /// highlights are present (the explicit-attention path steers at less cost on the CPU).
     #[arg(long, value_enum, default_value_t = OnOffAuto::Auto)]
     pub flash_attn: OnOffAuto,
     /// Print one JSON object instead of streaming text.

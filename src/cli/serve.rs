@@ -37,8 +37,8 @@ pub struct ServeArgs {
     /// Physical batch size (also: -ub).
     #[arg(long, default_value_t = 512)]
     pub ubatch_size: u32,
-    /// Flash attention: steering needs it off, so `auto` means off; `on` serves only unsteered
-    /// requests (highlighted ones get a 400).
+    /// Flash attention: `on` steers on the flash-attention path; `auto` means off, whose explicit
+    /// attention steers at less cost on the CPU.
     #[arg(long, value_enum, default_value_t = OnOffAuto::Auto)]
     pub flash_attn: OnOffAuto,
     /// `**text**` markup in messages, for requests that do not set `spotlight.markup`.

@@ -6,7 +6,7 @@ use super::metrics::Metrics;
 use super::request::{self, ChatRequest, CommonParams, CompletionRequest, PromptInput, SteerRequest};
 use super::response::{Collected, Endpoint, ResponseMeta};
 use super::{prompt, ServeState};
-use crate::llama::{FlashAttn, SamplingParams};
+use crate::llama::SamplingParams;
 use crate::spotlight::prompt::PreparedPrompt;
 use crate::spotlight::SteerConfig;
 use axum::body::Bytes;
@@ -272,12 +272,6 @@ fn start(
     }
     let highlighted = prepared.span_token_positions.len();
     let steered = !steer.alpha.is_off() && highlighted > 0;
-    if steered && state.flash_attn == FlashAttn::On {
-        return Err(ApiError::invalid(
-            "this request highlights text, and steering needs flash attention off: start the server \
-             with --flash-attn auto or off",
-        ));
-    }
     // a traced request with highlights but τ = 0 is observed: measured, not changed
     let config = (steered || (steer.trace && highlighted > 0)).then(|| SteerConfig {
         trace: steer.trace,

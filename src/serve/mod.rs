@@ -79,7 +79,8 @@ pub fn serve(
         n_ubatch: options.n_ubatch,
         n_threads: options.threads,
         n_seq_max: slots as u32,
-        // steering needs the explicit attention matrix; `on` is honoured for unsteered servers
+        // `auto` picks the explicit-attention path, which steers at less cost on the CPU; `on`
+        // steers on the flash path
         flash_attn: match options.flash_attn {
             FlashAttn::On => FlashAttn::On,
             _ => FlashAttn::Off,
