@@ -93,16 +93,29 @@ fn share_gaps(a: &UbatchTrace, b: &UbatchTrace) -> Vec<f32> {
 #[test]
 fn flash_span_shares_equal_the_explicit_attention_path() {
     let _g = compute_lock();
-    let prompt = prepare_user(POEM);
+    // a short prompt, and one long enough (≥ 64 rows) for the CPU's tiled flash-attention kernel
+    let short = prepare_user(POEM);
+    let long = prepare_user(&format!(
+        "{POEM}{}",
+        " The sea is wide and the waves are high.".repeat(12)
+    ));
+    assert!(long.tokens.len() >= 64);
     let options = GenerateOptions::greedy(1);
-    for action in [Action::Observe, steer(0.2, Granularity::Layer)] {
-        let explicit = generate(model(), &prompt, FlashAttn::Off, config(action.clone(), true), &options);
-        let flash = generate(model(), &prompt, FlashAttn::On, config(action.clone(), true), &options);
+    let cases = [
+        (&short, Action::Observe),
+        (&short, steer(0.2, Granularity::Layer)),
+        (&long, steer(0.1, Granularity::Head)),
+    ];
+    for (prompt, action) in cases {
+        let explicit = generate(model(), prompt, FlashAttn::Off, config(action.clone(), true), &options);
+        let flash = generate(model(), prompt, FlashAttn::On, config(action.clone(), true), &options);
         let gaps = share_gaps(&explicit.trace[0], &flash.trace[0]);
         eprintln!("{action:?}: largest share difference per layer {gaps:?}");
         // layer 0 sees the same inputs on both paths: ψ from the flash pass is the explicit
-        // share up to float rounding
-        assert!(gaps[0] < 1e-5, "{action:?}: layer 0 shares differ by {}", gaps[0]);
+        // share up to float rounding: 1.5e-7 measured; 1.3e-4 from the tiled kernel, which
+        // multiplies Q in F32 where the explicit path rounds Q to F16
+        let bound = if prompt.tokens.len() >= 64 { 1e-3 } else { 1e-5 };
+        assert!(gaps[0] < bound, "{action:?}: layer 0 shares differ by {}", gaps[0]);
         // deeper layers see hidden states that stock flash attention already rounds differently
         // (its CPU kernel accumulates F16 values in F16); measured here: at most 0.034, the
         // same with and without steering

@@ -30,6 +30,9 @@ use crate::llama::{ElemType, FlashAttnOperands, GraphBuilder, SpanMask, Tensor};
 /// no highlighted cell in view gives a finite (and unused: ψ = 0 there) O_S rather than 0/0.
 const MASKED_OUT: f32 = 65504.0;
 
+/// Rows from which ggml's CPU flash attention uses its tiled kernel (GGML_FA_TILE_Q).
+const CPU_FA_TILE: i64 = 64;
+
 /// The steered attention output of one layer, or `fa.out` where nothing is to change.
 pub fn steer_flash<'g>(
     g: &mut GraphBuilder<'g>,
@@ -118,8 +121,15 @@ fn span_share<'g>(g: &mut GraphBuilder<'g>, fa: &FlashAttnOperands<'g>, span: Sp
     let n_w = span.mask.shape()[0];
     let ones = g.pad_rows(in_span, span.kv0, n_kv - span.kv0 - n_w);
     let ones = if fa.values_on_host() {
-        // the CPU kernel takes any value width and accumulates F32 values in F32
-        ones
+        // the CPU kernel takes any value width. It accumulates F32 values in F32; F16 values in
+        // F16, except in its tiled kernel (F32), which it uses for ≥ CPU_FA_TILE rows when K and
+        // V have one type: a prompt's rows get one F16 column (the fast tiled kernel), a decode
+        // step one F32 column
+        if fa.q.shape()[1] >= CPU_FA_TILE && fa.k.elem_type() == Some(ElemType::F16) {
+            g.cast(ones, ElemType::F16)
+        } else {
+            ones
+        }
     } else {
         let [d_v, _, n_head_kv, n_stream] = fa.v.shape();
         let wide = g.repeat(ones, [d_v, n_kv, n_head_kv, n_stream]);

@@ -62,6 +62,18 @@ impl<'g> FlashAttnOperands<'g> {
     }
 }
 
+impl Tensor<'_> {
+    /// The element type, when it is one the hook converts between.
+    pub fn elem_type(self) -> Option<ElemType> {
+        // SAFETY: the tensor is valid during 'g; only its type is read.
+        match unsafe { (*self.raw()).type_ } {
+            sys::GGML_TYPE_F32 => Some(ElemType::F32),
+            sys::GGML_TYPE_F16 => Some(ElemType::F16),
+            _ => None,
+        }
+    }
+}
+
 impl<'g> GraphBuilder<'g> {
     /// Flash attention with the operands' scale, ALiBi bias and soft-cap, accumulating in F32:
     /// softmax(q·kᵀ·scale + mask) · v, [d_v, n_head, n_tokens, n_stream]. `sinks` join the
