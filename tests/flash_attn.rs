@@ -147,6 +147,7 @@ fn flash_steered_tokens_follow_the_explicit_path_or_part_at_a_near_tie() {
         ("stock", None),
         ("steer head τ=0.1", Some(steer(0.1, Granularity::Head))),
         ("steer layer τ=0.2", Some(steer(0.2, Granularity::Layer))),
+        ("static bias 1.0", Some(Action::StaticBias { bias: 1.0 })),
     ] {
         let explicit = generate(
             model(),

@@ -326,15 +326,19 @@ fn bad_requests_get_openai_errors_and_the_server_survives() {
 fn a_full_queue_answers_503_with_retry_after() {
     let _g = compute_lock();
     let server = Server::start(&["--threads", "2", "--parallel", "1", "--queue", "1"]);
-    // the first request holds the slot, the second waits; more get 503 while both are in flight
+    // the first request holds the slot, the second waits; more get 503 while both are in flight.
+    // The requests arrive 30 ms apart and ask for a long reply (128 tokens of an essay take far
+    // longer than the 120 ms the last one arrives after, on any machine that runs the suite; the
+    // short poem of an earlier version was done in under 300 ms on a fast CPU)
+    let essay = "Write a long essay about the history of the Roman Empire. **Be detailed.**";
     let statuses: Vec<(u16, Option<String>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..5)
             .map(|i| {
                 let server = &server;
                 s.spawn(move || {
-                    std::thread::sleep(std::time::Duration::from_millis(300 * i));
+                    std::thread::sleep(std::time::Duration::from_millis(30 * i));
                     let (status, headers, _) =
-                        server.post_raw("/v1/chat/completions", &chat(PROMPT, 64, json!(null)).to_string());
+                        server.post_raw("/v1/chat/completions", &chat(essay, 128, json!(null)).to_string());
                     let retry = headers.into_iter().find(|(k, _)| k == "retry-after").map(|(_, v)| v);
                     (status, retry)
                 })
