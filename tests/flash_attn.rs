@@ -105,6 +105,7 @@ fn flash_span_shares_equal_the_explicit_attention_path() {
         (&short, Action::Observe),
         (&short, steer(0.2, Granularity::Layer)),
         (&long, steer(0.1, Granularity::Head)),
+        (&short, Action::StaticBias { bias: 1.0 }),
     ];
     for (prompt, action) in cases {
         let explicit = generate(model(), prompt, FlashAttn::Off, config(action.clone(), true), &options);
@@ -174,8 +175,13 @@ fn flash_steered_tokens_follow_the_explicit_path_or_part_at_a_near_tie() {
         // free-running greedy runs part at the first of these: a near-tie; later steps (still
         // forced onto the explicit path's tokens) are compared too, with room for the rounding
         // of stock flash attention's F16 accumulation, which steering amplifies (measured: ≤ 0.15)
+        // The static bias changes every row that sees the span (the rules only rows below τ), so
+        // all of them carry stock FA's rounding through O_S: its first parting measured 0.164,
+        // with layer-by-layer shares as close to the explicit path's as unsteered runs are
+        // (flash_span_shares_equal_the_explicit_attention_path)
+        let first_bound = if name.starts_with("static") { 0.2 } else { 0.1 };
         for (i, (step, gap)) in parts.iter().enumerate() {
-            let bound = if i == 0 { 0.1 } else { 0.2 };
+            let bound = if i == 0 { first_bound } else { 0.2 };
             assert!(
                 gap.is_some_and(|g| g <= bound),
                 "{name}: step {step}: flash attention prefers another token by {gap:?} logits (bound {bound})"
