@@ -46,6 +46,10 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CC");
     println!("cargo:rerun-if-env-changed=CXX");
     println!("cargo:rerun-if-env-changed=CUDA_PATH");
+    if cfg!(feature = "cuda") {
+        println!("cargo:rerun-if-env-changed=SPOTLIGHT_CUDA_HOME");
+        println!("cargo:rerun-if-env-changed=SPOTLIGHT_CUDA_ARCHS");
+    }
 
     if !vendor.join("CMakeLists.txt").exists() {
         fail(&format!(
@@ -348,8 +352,12 @@ fn build_llama(src: &Path, out_dir: &Path, cpu: &CpuTarget, sanitize: bool) -> P
         }
     }
     if cfg!(feature = "cuda") {
-        // No VMM keeps the driver library optional at link time on machines without it.
-        cfg.define("GGML_CUDA_NCCL", "OFF");
+        let cuda = cuda_root();
+        cfg.define("CUDAToolkit_ROOT", &cuda)
+            .define("CMAKE_CUDA_COMPILER", cuda.join("bin/nvcc"))
+            .define("CMAKE_CUDA_ARCHITECTURES", cuda_archs())
+            // Single GPU: no NCCL (it would be picked up from whatever the machine has).
+            .define("GGML_CUDA_NCCL", "OFF");
     }
     cfg.build()
 }
@@ -369,23 +377,29 @@ fn link(dst: &Path, sanitize: bool) {
     }
     // Order matters for static linking: dependents before their dependencies.
     println!("cargo:rustc-link-lib=static=llama");
-    if cfg!(feature = "cuda") {
-        println!("cargo:rustc-link-lib=static=ggml-cuda");
-    }
     if cfg!(feature = "metal") {
         println!("cargo:rustc-link-lib=static=ggml-metal");
     }
     // ggml's backend registry references ggml-rpc (and spotlight calls it directly); ggml-rpc
-    // itself needs only ggml-base.
-    for lib in ["ggml", "ggml-rpc", "ggml-cpu", "ggml-base"] {
+    // itself needs only ggml-base. The registry (libggml) is what references ggml-cuda
+    // (ggml_backend_cuda_reg), and ggml-cuda needs only ggml-base, so it goes between them.
+    let mut libs = vec!["ggml"];
+    if cfg!(feature = "cuda") {
+        libs.push("ggml-cuda");
+    }
+    libs.extend(["ggml-rpc", "ggml-cpu", "ggml-base"]);
+    for lib in libs {
         println!("cargo:rustc-link-lib=static={lib}");
     }
 
     let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if cfg!(feature = "cuda") {
-        let cuda = env::var("CUDA_PATH").unwrap_or_else(|_| "/usr/local/cuda".into());
+        // What ggml-cuda's CMake links (CUDA::cudart, CUDA::cublas, CUDA::cuda_driver for VMM);
+        // cublasLt comes with cublas. libcuda is the driver's: linked against the toolkit's stub,
+        // loaded from the driver at run time (so a CUDA binary starts only where a driver is).
+        let cuda = cuda_root();
         for dir in ["lib64", "lib", "lib64/stubs", "lib/stubs"] {
-            println!("cargo:rustc-link-search=native={cuda}/{dir}");
+            println!("cargo:rustc-link-search=native={}", cuda.join(dir).display());
         }
         for lib in ["cudart", "cublas", "cublasLt", "cuda"] {
             println!("cargo:rustc-link-lib=dylib={lib}");
@@ -411,6 +425,51 @@ fn link(dst: &Path, sanitize: bool) {
             }
         }
     }
+}
+
+/// The CUDA toolkit (`--features cuda`): `CUDA_PATH`, else `SPOTLIGHT_CUDA_HOME`, else where
+/// scripts/cuda-toolkit.sh puts it by default (`~/.cache/spotlight/cuda-13.0`, honouring
+/// `XDG_CACHE_HOME`) if it holds nvcc, else /usr/local/cuda.
+fn cuda_root() -> PathBuf {
+    let from_env = |name: &str| env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = from_env("CUDA_PATH").or_else(|| from_env("SPOTLIGHT_CUDA_HOME")) {
+        return dir;
+    }
+    let cache = from_env("XDG_CACHE_HOME").or_else(|| from_env("HOME").map(|h| h.join(".cache")));
+    if let Some(dir) = cache.map(|c| c.join("spotlight/cuda-13.0")) {
+        if dir.join("bin/nvcc").is_file() {
+            return dir;
+        }
+    }
+    let system = PathBuf::from("/usr/local/cuda");
+    if !system.join("bin/nvcc").is_file() {
+        fail(
+            "--features cuda: no CUDA toolkit found (CUDA_PATH, SPOTLIGHT_CUDA_HOME, \
+             ~/.cache/spotlight/cuda-13.0, /usr/local/cuda); run scripts/cuda-toolkit.sh",
+        );
+    }
+    system
+}
+
+/// `CMAKE_CUDA_ARCHITECTURES`: `SPOTLIGHT_CUDA_ARCHS` (CMake syntax, e.g. `90-real` or
+/// `86-real;90`), else A100 (80), RTX 30/40, A10, L4 (86 runs on 8.6–8.9) and H100/H200 (90) as
+/// device code, plus PTX of 90 that newer GPUs compile at load time.
+fn cuda_archs() -> String {
+    let archs = env::var("SPOTLIGHT_CUDA_ARCHS").unwrap_or_default();
+    let archs = archs.trim();
+    if archs.is_empty() {
+        return "80-real;86-real;90".into();
+    }
+    if !archs
+        .split([';', ','])
+        .all(|a| !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    {
+        fail(&format!(
+            "SPOTLIGHT_CUDA_ARCHS={archs:?} is not a list of CUDA architectures such as \
+             \"90-real\" or \"86-real;90\""
+        ));
+    }
+    archs.replace(',', ";")
 }
 
 #[cfg(feature = "bindgen")]
