@@ -67,13 +67,11 @@ pack() {
     cp "$model" "$dir/payload/model.gguf"
     (cd "$dir/payload" && sha256sum spotlight smollm2-reference.json model.gguf >SHA256SUMS)
     echo "gpu-check: packing $(du -sh "$dir/payload" | cut -f1) with xz"
-    tar -C "$dir/payload" -cf - . | "${lock[@]}" xz -6 -T1 -c | split -b "${part_mib}M" -d -a 2 - "$dir/part-"
+    tar -C "$dir/payload" -cf - . | "${lock[@]}" xz -6 -T1 -c | split -b "${part_mib}M" --numeric-suffixes=1 -a 2 - "$dir/part-"
     rm -rf "$dir/payload"
-    local parts=() i=1
+    local parts=() p i
     for p in "$dir"/part-*; do
-        mv "$p" "$dir/part-$(printf %02d $i)"
-        parts+=("part-$(printf %02d $i)")
-        i=$((i + 1))
+        parts+=("${p##*/}")
     done
     (cd "$dir" && sha256sum "${parts[@]}" >manifest)
     local tree
