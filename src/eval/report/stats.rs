@@ -3,26 +3,7 @@
 
 use super::types::Interval;
 use super::CONFIDENCE;
-
-/// splitmix64 (Steele, Lea & Flood 2014): tiny, fast, and its output passes BigCrush, which is
-/// far more than a bootstrap needs; written here to keep `rand` out of the dependencies.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` by multiply-shift (Lemire): the bias is at most n / 2^64, far below
-    /// anything a 10,000-resample bootstrap could show, and it needs no rejection loop.
-    fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
-    }
-}
+use crate::eval::rng::SplitMix64;
 
 /// Linear-interpolation quantile (R's type 7) of sorted integer sums, divided by `n` to turn
 /// them into fractions.
@@ -38,7 +19,7 @@ fn quantile(sorted: &[i64], q: f64, n: usize) -> f64 {
 /// Paired percentile bootstrap over prompts: returns the interval of `mean(cond) - mean(base)`
 /// and of `mean(cond)`, both from the same resamples. Sums are kept as integers so the
 /// resampled statistics are exact and sorting them is cheap.
-pub(super) fn bootstrap(base: &[bool], cond: &[bool], seed: u64, resamples: usize) -> (Interval, Interval) {
+pub(crate) fn bootstrap(base: &[bool], cond: &[bool], seed: u64, resamples: usize) -> (Interval, Interval) {
     assert_eq!(base.len(), cond.len());
     assert!(!base.is_empty() && resamples > 0);
     let n = base.len();

@@ -18,6 +18,20 @@ pub struct PromptResult {
     /// The reply is mostly one passage repeated (see `eval::repetition`).
     #[serde(default)]
     pub looping: bool,
+    /// Whitespace-separated words of the reply.
+    #[serde(default)]
+    pub response_words: usize,
+    /// Per instruction, its `relation` argument where it has one ("at least", "less than"):
+    /// the length table splits word and sentence counts by it.
+    #[serde(default)]
+    pub relations: Vec<Option<String>>,
+}
+
+/// Loose accuracy on one kind of length instruction (e.g. `number_words (less than)`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LengthInstruction {
+    pub instructions: usize,
+    pub loose: f64,
 }
 
 /// All prompts' results under one condition.
@@ -125,6 +139,15 @@ pub struct ConditionReport {
     /// Bootstrap interval of `prompt_loose` itself (the plot's error bars).
     pub prompt_loose_ci: Interval,
     pub mean_response_chars: f64,
+    /// Median words per reply, and the share of replies under 20 words: brevity is the side
+    /// effect that can pass "less than N words" and fail the task.
+    #[serde(default)]
+    pub median_words: f64,
+    #[serde(default)]
+    pub short_replies: f64,
+    /// Loose accuracy per length instruction and relation, keyed by label.
+    #[serde(default)]
+    pub length_instructions: BTreeMap<String, LengthInstruction>,
     /// Prompt-level loose accuracy on the prompts without a `length_constraints:*`
     /// instruction: steering that only shortens replies passes "less than N words" more
     /// often and "at least N words" less often, so this is the comparison length cannot

@@ -1,0 +1,301 @@
+//! The multi-turn report: per condition and turn, the share of replies that keep the turn-1
+//! instruction (loose, as IFEval's headline; strict beside it), with a 95% bootstrap interval
+//! over conversations; the first-to-last-turn drop (absolute and relative to turn 1) with a paired
+//! interval; and per turn the paired comparison with the baseline (Δ, exact McNemar). Controls:
+//! looping replies and median words per turn, because a steered model that only repeats the rule
+//! or answers in a word would "keep" most rules.
+
+use super::TurnVerdict;
+use crate::eval::report::{bootstrap, mcnemar_exact, Interval, BOOTSTRAP_RESAMPLES};
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// One condition's verdicts: per conversation (same order in every condition), per turn.
+pub struct ConditionTurns {
+    pub name: String,
+    pub conversations: Vec<Vec<TurnVerdict>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TurnStats {
+    pub turn: usize,
+    pub loose: f64,
+    pub loose_ci: Interval,
+    pub strict: f64,
+    pub looping: f64,
+    pub median_words: f64,
+    /// Loose compliance minus the baseline's at this turn (percentage points) and the exact
+    /// McNemar p on the conversations where exactly one of the two keeps the rule.
+    pub delta_vs_baseline_pp: Option<f64>,
+    pub mcnemar_p: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConditionCurve {
+    pub name: String,
+    pub turns: Vec<TurnStats>,
+    /// Turn 1 minus the last turn, loose, in percentage points, with a paired bootstrap interval.
+    pub drop_pp: f64,
+    pub drop_ci_pp: Interval,
+    /// The drop relative to turn 1's compliance, in percent (the paper's 18.2 % → 9.3 % form).
+    pub drop_relative_pct: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MultiTurnReport {
+    pub conversations: usize,
+    pub turns: usize,
+    pub baseline: String,
+    pub conditions: Vec<ConditionCurve>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MultiTurnReportError {
+    #[error("no conditions")]
+    Empty,
+    #[error("condition {name} has {got} conversations of {turns} turns where {expected} were expected")]
+    Shape {
+        name: String,
+        got: usize,
+        turns: usize,
+        expected: usize,
+    },
+}
+
+fn median(mut v: Vec<usize>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_unstable();
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2] as f64
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) as f64 / 2.0
+    }
+}
+
+fn share(v: &[bool]) -> f64 {
+    v.iter().filter(|&&b| b).count() as f64 / v.len() as f64
+}
+
+/// The report; the first condition named `baseline` (else the first) is the reference.
+pub fn build(conditions: &[ConditionTurns], seed: u64) -> Result<MultiTurnReport, MultiTurnReportError> {
+    let first = conditions.first().ok_or(MultiTurnReportError::Empty)?;
+    let n = first.conversations.len();
+    let turns = first.conversations.first().map_or(0, Vec::len);
+    for c in conditions {
+        if n == 0 || c.conversations.len() != n || c.conversations.iter().any(|t| t.len() != turns) {
+            return Err(MultiTurnReportError::Shape {
+                name: c.name.clone(),
+                got: c.conversations.len(),
+                turns,
+                expected: n,
+            });
+        }
+    }
+    let base = conditions.iter().find(|c| c.name == "baseline").unwrap_or(first);
+    let column = |c: &ConditionTurns, t: usize, f: fn(&TurnVerdict) -> bool| -> Vec<bool> {
+        c.conversations.iter().map(|conv| f(&conv[t])).collect()
+    };
+    let mut curves = Vec::new();
+    for c in conditions {
+        let mut stats = Vec::new();
+        for t in 0..turns {
+            let loose = column(c, t, |v| v.loose);
+            let (_, acc_ci) = bootstrap(&loose, &loose, seed, BOOTSTRAP_RESAMPLES);
+            let (delta, p) = if std::ptr::eq(c, base) {
+                (None, None)
+            } else {
+                let b = column(base, t, |v| v.loose);
+                let only_cond = loose.iter().zip(&b).filter(|(c, b)| **c && !**b).count() as u64;
+                let only_base = loose.iter().zip(&b).filter(|(c, b)| !**c && **b).count() as u64;
+                (
+                    Some(100.0 * (share(&loose) - share(&b))),
+                    Some(mcnemar_exact(only_cond, only_base)),
+                )
+            };
+            stats.push(TurnStats {
+                turn: t + 1,
+                loose: share(&loose),
+                loose_ci: acc_ci,
+                strict: share(&column(c, t, |v| v.strict)),
+                looping: share(&column(c, t, |v| v.looping)),
+                median_words: median(c.conversations.iter().map(|conv| conv[t].words).collect()),
+                delta_vs_baseline_pp: delta,
+                mcnemar_p: p,
+            });
+        }
+        let first_turn = column(c, 0, |v| v.loose);
+        let last_turn = column(c, turns - 1, |v| v.loose);
+        // bootstrap(base, cond) gives cond − base: last − first, negated into a drop
+        let (diff_ci, _) = bootstrap(&first_turn, &last_turn, seed, BOOTSTRAP_RESAMPLES);
+        let (f, l) = (share(&first_turn), share(&last_turn));
+        curves.push(ConditionCurve {
+            name: c.name.clone(),
+            turns: stats,
+            drop_pp: 100.0 * (f - l),
+            drop_ci_pp: Interval {
+                low: -100.0 * diff_ci.high,
+                high: -100.0 * diff_ci.low,
+            },
+            drop_relative_pct: (f > 0.0).then(|| 100.0 * (f - l) / f),
+        });
+    }
+    Ok(MultiTurnReport {
+        conversations: n,
+        turns,
+        baseline: base.name.clone(),
+        conditions: curves,
+    })
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
+}
+
+fn p_value(p: f64) -> String {
+    if p < 0.001 {
+        "<0.001".into()
+    } else {
+        format!("{p:.3}")
+    }
+}
+
+pub fn render_markdown(report: &MultiTurnReport, command: &str) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# SpotLight multi-turn report\n\nCommand:\n\n```sh\n{command}\n```\n"
+    );
+    let _ = writeln!(
+        md,
+        "{} conversations of {} user turns. Turn 1: an IFEval prompt with one instruction that can hold for any reply, plus \"{}\" (both highlighted); later turns: new tasks that do not mention it. Every reply is checked against the turn-1 instruction (IFEval's verifier; loose). Intervals: 95% bootstrap over conversations ({BOOTSTRAP_RESAMPLES} resamples). Δ and McNemar p: paired with `{}` at the same turn.\n",
+        report.conversations,
+        report.turns,
+        super::KEEP_SENTENCE,
+        report.baseline
+    );
+    md.push_str("## Compliance by turn (loose)\n\n| condition |");
+    for t in 1..=report.turns {
+        let _ = write!(md, " turn {t} |");
+    }
+    md.push_str(" drop turn 1 → last [95% CI] | relative drop |\n|---|");
+    for _ in 0..report.turns + 2 {
+        md.push_str("--:|");
+    }
+    md.push('\n');
+    for c in &report.conditions {
+        let _ = write!(md, "| {} |", c.name);
+        for t in &c.turns {
+            let _ = write!(
+                md,
+                " {} [{:.0}, {:.0}] |",
+                pct(t.loose),
+                100.0 * t.loose_ci.low,
+                100.0 * t.loose_ci.high
+            );
+        }
+        let rel = c.drop_relative_pct.map_or("—".into(), |r| format!("{r:.1}%"));
+        let _ = writeln!(
+            md,
+            " {:+.1} pp [{:+.1}, {:+.1}] | {rel} |",
+            c.drop_pp, c.drop_ci_pp.low, c.drop_ci_pp.high
+        );
+    }
+    md.push_str(
+        "\n## Against the baseline, per turn\n\n| condition | turn | Δ loose (pp) | McNemar p |\n|---|--:|--:|--:|\n",
+    );
+    for c in report.conditions.iter().filter(|c| c.name != report.baseline) {
+        for t in &c.turns {
+            if let (Some(d), Some(p)) = (t.delta_vs_baseline_pp, t.mcnemar_p) {
+                let _ = writeln!(md, "| {} | {} | {d:+.1} | {} |", c.name, t.turn, p_value(p));
+            }
+        }
+    }
+    md.push_str("\n## Controls per turn\n\nStrict compliance, looping replies (≥ 30 words, < 30% distinct word trigrams) and median words.\n\n| condition | turn | strict | looping | median words |\n|---|--:|--:|--:|--:|\n");
+    for c in &report.conditions {
+        for t in &c.turns {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                c.name,
+                t.turn,
+                pct(t.strict),
+                pct(t.looping),
+                t.median_words
+            );
+        }
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(loose: bool) -> TurnVerdict {
+        TurnVerdict {
+            strict: loose,
+            loose,
+            looping: false,
+            words: 10,
+        }
+    }
+
+    fn condition(name: &str, pattern: &[[bool; 3]]) -> ConditionTurns {
+        ConditionTurns {
+            name: name.into(),
+            conversations: pattern
+                .iter()
+                .map(|turns| turns.iter().map(|&b| v(b)).collect())
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn curve_drop_and_paired_comparison() {
+        let base = condition(
+            "baseline",
+            &[
+                [true, false, false],
+                [true, true, false],
+                [false, false, false],
+                [true, true, true],
+            ],
+        );
+        let steer = condition(
+            "spotlight:0.2:layer",
+            &[
+                [true, true, true],
+                [true, true, true],
+                [false, false, false],
+                [true, true, true],
+            ],
+        );
+        let r = build(&[base, steer], 0).unwrap();
+        assert_eq!((r.conversations, r.turns), (4, 3));
+        let b = &r.conditions[0];
+        assert_eq!(b.turns.iter().map(|t| t.loose).collect::<Vec<_>>(), [0.75, 0.5, 0.25]);
+        assert!((b.drop_pp - 50.0).abs() < 1e-9);
+        assert!((b.drop_relative_pct.unwrap() - 66.666_666).abs() < 1e-3);
+        assert!(b.drop_ci_pp.low <= b.drop_pp && b.drop_pp <= b.drop_ci_pp.high);
+        assert!(b.turns[0].delta_vs_baseline_pp.is_none());
+        let s = &r.conditions[1];
+        assert_eq!(s.drop_pp, 0.0);
+        assert!((s.turns[2].delta_vs_baseline_pp.unwrap() - 50.0).abs() < 1e-9);
+        // 2 conversations keep the rule only when steered, none only in the baseline
+        assert!((s.turns[2].mcnemar_p.unwrap() - 0.5).abs() < 1e-12);
+        let md = render_markdown(&r, "spotlight multiturn …");
+        assert!(md.contains("| baseline | 75.0%"), "{md}");
+        assert!(md.contains("+50.0 pp"), "{md}");
+    }
+
+    #[test]
+    fn shapes_must_agree() {
+        let a = condition("baseline", &[[true, true, true]]);
+        let b = condition("x", &[[true, true, true], [false, false, false]]);
+        assert!(matches!(build(&[a, b], 0), Err(MultiTurnReportError::Shape { .. })));
+        assert!(matches!(build(&[], 0), Err(MultiTurnReportError::Empty)));
+    }
+}
