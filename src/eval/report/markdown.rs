@@ -359,7 +359,8 @@ mod tests {
                 Some(n) => assert_eq!(cells, n, "{line}"),
             }
         }
-        // accuracy, looping, per category (every sample prompt has a length constraint)
-        assert_eq!(tables, 3);
+        // accuracy, reply length and length instructions, looping, per category (every sample
+        // prompt has a length constraint, so there is no length-free table)
+        assert_eq!(tables, 4);
     }
 }

@@ -1,0 +1,153 @@
+//! `spotlight multiturn` on the default model: the conversation files, the report, pairing of the
+//! conditions (same conversations and user turns), resume after a torn line, steering that
+//! changes replies, and errors for bad options.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// 3 conversations of `turns` turns, 24 tokens per reply.
+fn multiturn_turns(out: &Path, turns: &str, extra: &[&str]) -> Output {
+    let data = shared_dir().join("data/ifeval/input_data.jsonl");
+    let _g = compute_lock();
+    Command::new(bin())
+        .args(["multiturn", "--model", model_path().to_str().unwrap()])
+        .args(["--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "--conversations",
+            "3",
+            "--turns",
+            turns,
+            "--max-tokens",
+            "24",
+            "--threads",
+            "2",
+            "-q",
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn multiturn(out: &Path, extra: &[&str]) -> Output {
+    multiturn_turns(out, "3", extra)
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn multiturn_writes_paired_conversations_and_a_report_and_resumes() {
+    let dir = std::env::temp_dir().join(format!("spotlight-multiturn-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = multiturn(&dir, &["--conditions", "baseline,spotlight:0.3"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let base = lines(&dir.join("multiturn-baseline.jsonl"));
+    let steered_path = dir.join("multiturn-spotlight-0.3-layer.jsonl");
+    let steered = lines(&steered_path);
+    assert_eq!((base.len(), steered.len()), (3, 3));
+    let mut any_differs = false;
+    for (b, s) in base.iter().zip(&steered) {
+        assert_eq!(
+            b["key"], s["key"],
+            "conditions run the same conversations in the same order"
+        );
+        let (bt, st) = (b["turns"].as_array().unwrap(), s["turns"].as_array().unwrap());
+        assert_eq!((bt.len(), st.len()), (3, 3));
+        let first = bt[0]["user"].as_str().unwrap();
+        assert!(
+            first.ends_with("Keep to this rule in every reply of this conversation, not only in this one."),
+            "{first}"
+        );
+        for (x, y) in bt.iter().zip(st) {
+            assert_eq!(x["user"], y["user"], "the same user turns under both conditions");
+            any_differs |= x["reply"] != y["reply"];
+        }
+        assert_ne!(
+            bt[1]["user"], bt[2]["user"],
+            "no follow-up task twice in a conversation"
+        );
+    }
+    assert!(
+        any_differs,
+        "τ = 0.3 changed no reply of 9: steering did not reach the chat"
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("multiturn.json")).unwrap()).unwrap();
+    assert_eq!(
+        (report["conversations"].as_u64(), report["turns"].as_u64()),
+        (Some(3), Some(3))
+    );
+    let conditions = report["conditions"].as_array().unwrap();
+    assert_eq!(conditions.len(), 2);
+    for c in conditions {
+        let turns = c["turns"].as_array().unwrap();
+        assert_eq!(turns.len(), 3);
+        for t in turns {
+            let loose = t["loose"].as_f64().unwrap();
+            // 3 conversations: every share is a multiple of 1/3
+            assert!(((loose * 3.0) - (loose * 3.0).round()).abs() < 1e-9, "{t}");
+        }
+    }
+    let md = std::fs::read_to_string(dir.join("multiturn.md")).unwrap();
+    assert!(
+        md.contains("## Compliance by turn (loose)") && md.contains("| spotlight:0.3:layer |"),
+        "{md}"
+    );
+
+    // a torn last line: that conversation is computed again, the others are kept
+    let text = std::fs::read_to_string(&steered_path).unwrap();
+    let keep: Vec<&str> = text.lines().take(2).collect();
+    std::fs::write(&steered_path, format!("{}\n{{\"key\": 1", keep.join("\n"))).unwrap();
+    let out = multiturn(&dir, &["--conditions", "baseline,spotlight:0.3"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again = lines(&steered_path);
+    assert_eq!(again.len(), 3);
+    assert_eq!(again[..2], steered[..2], "finished conversations are not recomputed");
+    assert_eq!(again[2]["key"], steered[2]["key"]);
+
+    // score-only needs every conversation of every condition
+    let out = multiturn(&dir, &["--conditions", "baseline,spotlight:0.1", "--score-only"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("multiturn-spotlight-0.1-layer.jsonl has 0 of 3 conversations"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn multiturn_refuses_bad_turn_counts_and_data_without_candidates() {
+    let dir = std::env::temp_dir().join(format!("spotlight-multiturn-bad-{}", std::process::id()));
+    let out = multiturn_turns(&dir, "1", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a conversation needs 2 to 17 user turns"), "{err}");
+
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("two-rules.jsonl");
+    std::fs::write(
+        &data,
+        r#"{"key": 7, "prompt": "Write a poem. Use no commas. Use lowercase.", "instruction_id_list": ["punctuation:no_comma", "change_case:english_lowercase"], "kwargs": [{}, {}]}"#,
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["multiturn", "--model", model_path().to_str().unwrap()])
+        .args(["--data", data.to_str().unwrap(), "--out", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no IFEval record with a single instruction"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
