@@ -23,6 +23,9 @@ pub struct TurnStats {
     pub loose_ci: Interval,
     pub strict: f64,
     pub looping: f64,
+    /// Replies that keep the rule (loose) and do not loop: a loop that happens to keep it (a
+    /// lowercase sentence repeated) does not count.
+    pub loose_not_looping: f64,
     pub median_words: f64,
     /// Loose compliance minus the baseline's at this turn (percentage points) and the exact
     /// McNemar p on the conversations where exactly one of the two keeps the rule.
@@ -121,6 +124,7 @@ pub fn build(conditions: &[ConditionTurns], seed: u64) -> Result<MultiTurnReport
                 loose_ci: acc_ci,
                 strict: share(&column(c, t, |v| v.strict)),
                 looping: share(&column(c, t, |v| v.looping)),
+                loose_not_looping: share(&column(c, t, |v| v.loose && !v.looping)),
                 median_words: median(c.conversations.iter().map(|conv| conv[t].words).collect()),
                 delta_vs_baseline_pp: delta,
                 mcnemar_p: p,
@@ -214,16 +218,17 @@ pub fn render_markdown(report: &MultiTurnReport, command: &str) -> String {
             }
         }
     }
-    md.push_str("\n## Controls per turn\n\nStrict compliance, looping replies (≥ 30 words, < 30% distinct word trigrams) and median words.\n\n| condition | turn | strict | looping | median words |\n|---|--:|--:|--:|--:|\n");
+    md.push_str("\n## Controls per turn\n\nStrict compliance, looping replies (≥ 30 words, < 30% distinct word trigrams), replies that keep the rule without looping, and median words.\n\n| condition | turn | strict | looping | kept, not looping | median words |\n|---|--:|--:|--:|--:|--:|\n");
     for c in &report.conditions {
         for t in &c.turns {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 c.name,
                 t.turn,
                 pct(t.strict),
                 pct(t.looping),
+                pct(t.loose_not_looping),
                 t.median_words
             );
         }
