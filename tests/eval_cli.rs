@@ -39,14 +39,6 @@ fn eval(out: &Path, conditions: &str, parallel: &str) {
     );
 }
 
-fn responses(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn eval_writes_responses_and_report_resumes_and_batches_like_solo() {
     let dir = std::env::temp_dir().join(format!("spotlight-eval-{}", std::process::id()));
@@ -61,7 +53,7 @@ fn eval_writes_responses_and_report_resumes_and_batches_like_solo() {
         "spotlight-0.1-layer",
         "spotlight-0.1-head",
     ] {
-        let lines = responses(&dir.join(format!("responses-{slug}.jsonl")));
+        let lines = read_jsonl(&dir.join(format!("responses-{slug}.jsonl")));
         assert_eq!(lines.len(), 10, "{slug}: one response per prompt");
         for l in &lines {
             assert!(l["key"].is_i64() && l["prompt"].is_string() && l["response"].is_string());
@@ -89,7 +81,7 @@ fn eval_writes_responses_and_report_resumes_and_batches_like_solo() {
         assert!(c["length_free"]["prompts"].as_u64().unwrap() <= 10);
         // scores-<slug>.jsonl holds the per-prompt verdicts the accuracies are computed from
         let slug = c["name"].as_str().unwrap().replace(':', "-");
-        let scores = responses(&dir.join(format!("scores-{slug}.jsonl")));
+        let scores = read_jsonl(&dir.join(format!("scores-{slug}.jsonl")));
         assert_eq!(scores.len(), 10, "{slug}: one score line per prompt");
         let passed = |field: &str| scores.iter().filter(|s| s[field].as_bool().unwrap()).count() as f64 / 10.0;
         assert_eq!(
@@ -190,7 +182,7 @@ fn eval_writes_responses_and_report_resumes_and_batches_like_solo() {
         std::fs::read_to_string(dir.join("responses-baseline.jsonl")).unwrap(),
         baseline_before
     );
-    let resumed = responses(&path);
+    let resumed = read_jsonl(&path);
     assert_eq!(resumed.len(), 10);
     let mut keys: Vec<i64> = resumed.iter().map(|l| l["key"].as_i64().unwrap()).collect();
     keys.sort();
@@ -205,8 +197,8 @@ fn eval_writes_responses_and_report_resumes_and_batches_like_solo() {
     eval(&solo, "baseline,spotlight:0.1", "1");
     let (mut same, mut total) = (0, 0);
     for slug in ["baseline", "spotlight-0.1-layer"] {
-        let a = responses(&dir.join(format!("responses-{slug}.jsonl")));
-        let b = responses(&solo.join(format!("responses-{slug}.jsonl")));
+        let a = read_jsonl(&dir.join(format!("responses-{slug}.jsonl")));
+        let b = read_jsonl(&solo.join(format!("responses-{slug}.jsonl")));
         for l in &b {
             let batched = a.iter().find(|x| x["key"] == l["key"]).unwrap()["response"]
                 .as_str()

@@ -35,14 +35,6 @@ fn multiturn(out: &Path, extra: &[&str]) -> Output {
     multiturn_turns(out, "3", extra)
 }
 
-fn lines(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn multiturn_writes_paired_conversations_and_a_report_and_resumes() {
     let dir = std::env::temp_dir().join(format!("spotlight-multiturn-{}", std::process::id()));
@@ -50,9 +42,9 @@ fn multiturn_writes_paired_conversations_and_a_report_and_resumes() {
     let out = multiturn(&dir, &["--conditions", "baseline,spotlight:0.3"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let base = lines(&dir.join("multiturn-baseline.jsonl"));
+    let base = read_jsonl(&dir.join("multiturn-baseline.jsonl"));
     let steered_path = dir.join("multiturn-spotlight-0.3-layer.jsonl");
-    let steered = lines(&steered_path);
+    let steered = read_jsonl(&steered_path);
     assert_eq!((base.len(), steered.len()), (3, 3));
     let mut any_differs = false;
     for (b, s) in base.iter().zip(&steered) {
@@ -110,7 +102,7 @@ fn multiturn_writes_paired_conversations_and_a_report_and_resumes() {
     std::fs::write(&steered_path, format!("{}\n{{\"key\": 1", keep.join("\n"))).unwrap();
     let out = multiturn(&dir, &["--conditions", "baseline,spotlight:0.3"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let again = lines(&steered_path);
+    let again = read_jsonl(&steered_path);
     assert_eq!(again.len(), 3);
     assert_eq!(again[..2], steered[..2], "finished conversations are not recomputed");
     assert_eq!(again[2]["key"], steered[2]["key"]);

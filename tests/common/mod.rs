@@ -105,3 +105,12 @@ pub fn prepare_user(user: &str) -> PreparedPrompt {
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_spotlight"))
 }
+
+/// The JSON values of a JSONL file, one per line (the eval and multiturn outputs).
+pub fn read_jsonl(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

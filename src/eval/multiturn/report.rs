@@ -6,7 +6,7 @@
 //! or answers in a word would "keep" most rules.
 
 use super::TurnVerdict;
-use crate::eval::report::{bootstrap, mcnemar_exact, Interval, BOOTSTRAP_RESAMPLES};
+use crate::eval::report::{bootstrap, mcnemar_exact, median, p_value, pct, Interval, BOOTSTRAP_RESAMPLES};
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -63,19 +63,6 @@ pub enum MultiTurnReportError {
         turns: usize,
         expected: usize,
     },
-}
-
-fn median(mut v: Vec<usize>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_unstable();
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2] as f64
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) as f64 / 2.0
-    }
 }
 
 fn share(v: &[bool]) -> f64 {
@@ -153,18 +140,6 @@ pub fn build(conditions: &[ConditionTurns], seed: u64) -> Result<MultiTurnReport
         baseline: base.name.clone(),
         conditions: curves,
     })
-}
-
-fn pct(x: f64) -> String {
-    format!("{:.1}%", 100.0 * x)
-}
-
-fn p_value(p: f64) -> String {
-    if p < 0.001 {
-        "<0.001".into()
-    } else {
-        format!("{p:.3}")
-    }
 }
 
 pub fn render_markdown(report: &MultiTurnReport, command: &str) -> String {

@@ -1,7 +1,7 @@
 //! From per-prompt results to the report's numbers: checking and pairing the conditions by
 //! prompt key, accuracies per condition and category, and the comparisons with the baseline.
 
-use super::stats::{bootstrap, mcnemar_exact, ratio};
+use super::stats::{bootstrap, mcnemar_exact, median, ratio};
 use super::types::*;
 use super::{BOOTSTRAP_RESAMPLES, CONFIDENCE};
 use crate::eval::key::Key;
@@ -14,19 +14,6 @@ fn is_length_constraint(id: &str) -> bool {
 
 /// Replies shorter than this many words count as short in the report.
 const SHORT_REPLY_WORDS: usize = 20;
-
-fn median_of(mut v: Vec<usize>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_unstable();
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m] as f64
-    } else {
-        (v[m - 1] + v[m]) as f64 / 2.0
-    }
-}
 
 /// Label of a length instruction in the length table: the id after `length_constraints:`, with
 /// its relation where it has one.
@@ -163,7 +150,7 @@ fn summarize(cond: &ConditionResults, aligned: &[&PromptResult]) -> ConditionRep
         // Filled in by the caller, which runs the bootstrap.
         prompt_loose_ci: Interval { low: 0.0, high: 0.0 },
         mean_response_chars: ratio(chars, n),
-        median_words: median_of(aligned.iter().map(|r| r.response_words).collect()),
+        median_words: median(aligned.iter().map(|r| r.response_words).collect()),
         short_replies: ratio(
             aligned.iter().filter(|r| r.response_words < SHORT_REPLY_WORDS).count(),
             n,

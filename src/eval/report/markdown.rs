@@ -3,7 +3,8 @@
 use super::types::{CategoryAccuracy, ConditionReport, Report};
 use std::fmt::Write as _;
 
-fn pct(x: f64) -> String {
+/// A fraction as a percentage with one decimal (also used by the multi-turn report).
+pub(crate) fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
 
@@ -12,7 +13,7 @@ fn pp(x: f64) -> String {
     format!("{:+.1}", 100.0 * x)
 }
 
-fn p_value(p: f64) -> String {
+pub(crate) fn p_value(p: f64) -> String {
     if p < 0.001 {
         "<0.001".to_string()
     } else {

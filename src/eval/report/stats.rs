@@ -5,6 +5,20 @@ use super::types::Interval;
 use super::CONFIDENCE;
 use crate::eval::rng::SplitMix64;
 
+/// Median of counts (words per reply); 0 for none.
+pub(crate) fn median(mut v: Vec<usize>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_unstable();
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m] as f64
+    } else {
+        (v[m - 1] + v[m]) as f64 / 2.0
+    }
+}
+
 /// Linear-interpolation quantile (R's type 7) of sorted integer sums, divided by `n` to turn
 /// them into fractions.
 fn quantile(sorted: &[i64], q: f64, n: usize) -> f64 {
