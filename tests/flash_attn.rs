@@ -27,6 +27,7 @@ fn params(flash_attn: FlashAttn) -> ContextParams {
 fn config(action: Action, trace: bool) -> Option<SteerConfig> {
     Some(SteerConfig {
         action,
+        decode: None,
         layers: LayerSelection::All,
         trace,
     })

@@ -32,6 +32,7 @@ fn steer(run: &str, trace: bool) -> Option<SteerConfig> {
     };
     Some(SteerConfig {
         action,
+        decode: None,
         layers: LayerSelection::All,
         trace,
     })

@@ -24,6 +24,7 @@ fn params(n_seq_max: u32) -> ContextParams {
 fn steer(alpha: f32, granularity: Granularity, trace: bool) -> Option<SteerConfig> {
     Some(SteerConfig {
         action: Action::Steer { alpha, granularity },
+        decode: None,
         layers: LayerSelection::All,
         trace,
     })
@@ -383,6 +384,7 @@ fn two_distant_highlights_count_only_their_own_cells() {
     };
     let observe = Some(SteerConfig {
         action: Action::Observe,
+        decode: None,
         layers: LayerSelection::All,
         trace: true,
     });

@@ -112,12 +112,30 @@ pub struct SteerArgs {
     /// Layers to steer: `all`, `4-20`, `0,2,5`.
     #[arg(long, default_value_t = LayerSelection::All)]
     pub layers: LayerSelection,
+    /// τ for the prompt's tokens only [default: --alpha]; 0 steers only the generated tokens'
+    /// attention.
+    #[arg(long, value_name = "ALPHA", allow_negative_numbers = true)]
+    pub prefill_alpha: Option<Alpha>,
+    /// τ for the generated tokens [default: --alpha]; 0 steers the prompt only, a smaller τ
+    /// steers replies more gently than the prompt.
+    #[arg(long, value_name = "ALPHA", allow_negative_numbers = true)]
+    pub decode_alpha: Option<Alpha>,
 }
 
 impl SteerArgs {
     /// SpotLight as the options ask (observation only for τ = 0), without tracing.
     pub fn config(&self) -> SteerConfig {
-        SteerConfig::spotlight(self.alpha, self.granularity, self.layers.clone())
+        SteerConfig::spotlight_phased(
+            self.prefill_alpha.unwrap_or(self.alpha),
+            self.decode_alpha.unwrap_or(self.alpha),
+            self.granularity,
+            self.layers.clone(),
+        )
+    }
+
+    /// Whether any rows are steered (τ > 0 in the prompt or in the reply).
+    pub fn steers(&self) -> bool {
+        !self.prefill_alpha.unwrap_or(self.alpha).is_off() || !self.decode_alpha.unwrap_or(self.alpha).is_off()
     }
 }
 

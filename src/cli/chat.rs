@@ -37,7 +37,7 @@ struct Settings {
 impl Settings {
     /// The hook's configuration, or none at all for τ = 0: no hook means the stock graph.
     fn steer_config(&self) -> Option<SteerConfig> {
-        (!self.steer.alpha.is_off()).then(|| SteerConfig {
+        self.steer.steers().then(|| SteerConfig {
             trace: self.trace,
             ..self.steer.config()
         })
@@ -71,6 +71,9 @@ fn apply_command(name: &str, arg: &str, settings: &mut Settings, chat: &mut Chat
         "alpha" => {
             let a: Alpha = arg.parse().map_err(|e| format!("/alpha: {e}"))?;
             settings.steer.alpha = a;
+            // one τ for prompt and reply from now on (--prefill-alpha/--decode-alpha no longer apply)
+            settings.steer.prefill_alpha = None;
+            settings.steer.decode_alpha = None;
             chat.session().set_steer(settings.steer_config());
             Ok(if a.is_off() {
                 "steering off".into()

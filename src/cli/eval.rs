@@ -16,7 +16,7 @@ use spotlight::eval::subset::seeded_subset;
 use spotlight::llama::{ChatTemplate, ContextParams, FlashAttn, SamplingParams};
 use spotlight::spotlight::markup::{self, Highlighted};
 use spotlight::spotlight::prompt::{prepare, PreparedPrompt, Turn};
-use spotlight::spotlight::{GenerateOptions, LayerSelection, Session, SteerConfig};
+use spotlight::spotlight::{GenerateOptions, Session};
 use std::io::IsTerminal;
 
 /// Damaged and gained prompts shown per condition in examples.md.
@@ -99,6 +99,14 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         items.truncate(limit);
     }
     let model = super::load_model(&args.model, !args.quiet)?;
+    for condition in &conditions {
+        if let Some(config) = condition.steer_config() {
+            config
+                .layers
+                .validate(model.n_layer())
+                .map_err(|e| anyhow::anyhow!("--conditions `{condition}`: {e}"))?;
+        }
+    }
     let template = ChatTemplate::from_model(&model)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
 
@@ -155,11 +163,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
             );
         }
         if !todo.is_empty() {
-            let steer = condition.action().map(|action| SteerConfig {
-                action,
-                layers: LayerSelection::All,
-                trace: false,
-            });
+            let steer = condition.steer_config();
             let params = ContextParams {
                 n_ctx: n_ctx as u32,
                 n_batch: 512,
@@ -226,7 +230,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         }
         write_scores(&args.out.join(format!("scores-{}.jsonl", condition.slug())), &rs)?;
         let (alpha, granularity) = match condition {
-            Condition::Spotlight { alpha, granularity } => (Some(alpha.get()), Some(granularity.to_string())),
+            Condition::Spotlight { alpha, granularity, .. } => (Some(alpha.get()), Some(granularity.to_string())),
             _ => (None, None),
         };
         results.push(ConditionResults {

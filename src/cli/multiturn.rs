@@ -15,7 +15,7 @@ use spotlight::eval::multiturn::{build_set, check_reply, Conversation};
 use spotlight::llama::{ChatTemplate, ContextParams, FlashAttn};
 use spotlight::spotlight::markup::{self, Highlighted};
 use spotlight::spotlight::markup_writer::to_markup;
-use spotlight::spotlight::{Chat, GenerateOptions, LayerSelection, Session, SteerConfig};
+use spotlight::spotlight::{Chat, GenerateOptions, Session};
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -130,11 +130,13 @@ pub fn multiturn(args: &MultiturnArgs) -> anyhow::Result<()> {
                 model = Some(super::load_model(&args.model, !args.quiet)?);
             }
             let model = model.as_ref().expect("loaded above");
-            let steer = condition.action().map(|action| SteerConfig {
-                action,
-                layers: LayerSelection::All,
-                trace: false,
-            });
+            let steer = condition.steer_config();
+            if let Some(config) = &steer {
+                config
+                    .layers
+                    .validate(model.n_layer())
+                    .map_err(|e| anyhow::anyhow!("--conditions `{condition}`: {e}"))?;
+            }
             let params = ContextParams {
                 n_ctx: args.ctx_size,
                 n_batch: 512,

@@ -110,7 +110,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     }
 
     let has_spans = !prepared.span_token_positions.is_empty();
-    let steering = has_spans && !args.steer.alpha.is_off() && !args.no_steer;
+    let steering = has_spans && args.steer.steers() && !args.no_steer;
     // --plot needs the trace; without --trace it goes to a file next to the plot
     let trace_path = args
         .trace
@@ -126,6 +126,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         // unsteered, but the trace still shows how much attention the spans get
         Some(SteerConfig {
             action: Action::Observe,
+            decode: None,
             layers: layers.clone(),
             trace,
         })

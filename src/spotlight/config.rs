@@ -166,14 +166,27 @@ impl Action {
     }
 }
 
+/// Which rows a ubatch computes: the prompt's (prefill) or generated tokens' (decode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Prefill,
+    Decode,
+}
+
 /// Floor for p in divisions: keeps τ/p and e^b finite when p underflows.
 pub(crate) const MIN_SHARE: f32 = 1e-30;
 
 /// Configuration of the steering hook.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SteerConfig {
+    /// What the hook does; for the prompt's rows only when `decode` is set.
     #[serde(flatten)]
     pub action: Action,
+    /// A different action for the rows of generated tokens (None: `action` for every row). The
+    /// session swaps the hook between prompt processing and generation, so a row is steered by
+    /// the phase it is computed in (see [`SteerConfig::for_phase`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decode: Option<Action>,
     #[serde(serialize_with = "serialize_display")]
     pub layers: LayerSelection,
     /// Measure the span share before and after the correction and record it per ubatch.
@@ -190,8 +203,45 @@ impl SteerConfig {
     pub fn spotlight(alpha: Alpha, granularity: Granularity, layers: LayerSelection) -> Self {
         SteerConfig {
             action: Action::steer(alpha, granularity),
+            decode: None,
             layers,
             trace: false,
+        }
+    }
+
+    /// SpotLight with one τ for the prompt's rows and another for the generated tokens' rows
+    /// (either may be 0: only observe in that phase).
+    pub fn spotlight_phased(
+        prefill: Alpha,
+        decode: Alpha,
+        granularity: Granularity,
+        layers: LayerSelection,
+    ) -> Self {
+        let decode = Action::steer(decode, granularity);
+        let mut config = SteerConfig::spotlight(prefill, granularity, layers);
+        if decode != config.action {
+            config.decode = Some(decode);
+        }
+        config
+    }
+
+    /// Whether prompt rows and generated rows are steered differently.
+    pub fn is_phased(&self) -> bool {
+        self.decode.as_ref().is_some_and(|d| *d != self.action)
+    }
+
+    /// The configuration the hook uses while computing one phase: the phase's action, with no
+    /// `decode` left (traces of that phase name the action that ran).
+    pub fn for_phase(&self, phase: Phase) -> SteerConfig {
+        let action = match (phase, &self.decode) {
+            (Phase::Decode, Some(decode)) => decode.clone(),
+            _ => self.action.clone(),
+        };
+        SteerConfig {
+            action,
+            decode: None,
+            layers: self.layers.clone(),
+            trace: self.trace,
         }
     }
 
@@ -199,7 +249,14 @@ impl SteerConfig {
     /// [0, 1) (see [`Alpha::new`]) and a finite static bias (an infinite one turns the
     /// renormalisation into ∞/∞).
     pub fn check(&self) -> Result<(), ConfigError> {
-        match self.action {
+        if let Some(decode) = &self.decode {
+            Self::check_action(decode)?;
+        }
+        Self::check_action(&self.action)
+    }
+
+    fn check_action(action: &Action) -> Result<(), ConfigError> {
+        match *action {
             Action::Steer { alpha, .. } => Alpha::new(alpha).map(drop),
             Action::StaticBias { bias } if !bias.is_finite() => Err(ConfigError::Bias(bias)),
             Action::StaticBias { .. } | Action::Observe => Ok(()),
@@ -277,6 +334,7 @@ mod tests {
     fn check_holds_hand_written_configs_to_the_parsers_rule() {
         let with = |action| SteerConfig {
             action,
+            decode: None,
             layers: LayerSelection::All,
             trace: false,
         };
@@ -292,6 +350,28 @@ mod tests {
         assert!(with(Action::StaticBias { bias: 2.0 }).check().is_ok());
         assert!(with(Action::StaticBias { bias: f32::INFINITY }).check().is_err());
         assert!(with(Action::Observe).check().is_ok());
+    }
+
+    #[test]
+    fn phased_config_swaps_the_action_for_generated_rows() {
+        let a = |v| Alpha::new(v).unwrap();
+        let same = SteerConfig::spotlight_phased(a(0.2), a(0.2), Granularity::Layer, LayerSelection::All);
+        assert!(!same.is_phased() && same.decode.is_none());
+        assert_eq!(same.for_phase(Phase::Decode), same);
+        let prompt_only = SteerConfig::spotlight_phased(a(0.2), Alpha::OFF, Granularity::Layer, LayerSelection::All);
+        assert!(prompt_only.is_phased());
+        assert_eq!(prompt_only.for_phase(Phase::Decode).action, Action::Observe);
+        assert_eq!(prompt_only.for_phase(Phase::Prefill).action, prompt_only.action);
+        assert_eq!(prompt_only.for_phase(Phase::Decode).decode, None);
+        let v = serde_json::to_value(&prompt_only).unwrap();
+        assert_eq!(v["decode"]["action"], "observe");
+        assert!(serde_json::to_value(&same).unwrap().get("decode").is_none());
+        let mut bad = prompt_only.clone();
+        bad.decode = Some(Action::Steer {
+            alpha: 1.5,
+            granularity: Granularity::Layer,
+        });
+        assert_eq!(bad.check(), Err(ConfigError::AlphaOutOfRange(1.5)));
     }
 
     #[test]

@@ -14,6 +14,6 @@ pub mod template_map;
 pub mod trace;
 
 pub use chat::Chat;
-pub use config::{Action, Alpha, ConfigError, Granularity, SteerConfig, DEFAULT_ALPHA, DEFAULT_GRANULARITY};
+pub use config::{Action, Alpha, ConfigError, Granularity, Phase, SteerConfig, DEFAULT_ALPHA, DEFAULT_GRANULARITY};
 pub use layers::LayerSelection;
 pub use session::{GenerateOptions, Generation, Session};

@@ -1,6 +1,6 @@
 //! A steerable generation session: one llama.cpp context plus the SpotLight hook.
 
-use super::config::SteerConfig;
+use super::config::{Phase, SteerConfig};
 use super::controller::SpotlightHook;
 use super::prompt::PreparedPrompt;
 use super::trace::{TraceSink, UbatchTrace};
@@ -84,7 +84,10 @@ impl GenerateOptions {
 pub struct Session<'m> {
     ctx: Context<'m>,
     sink: Arc<Mutex<TraceSink>>,
-    steering: bool,
+    /// The steering configuration (None: no hook, the stock graph).
+    steer: Option<SteerConfig>,
+    /// The phase whose action the installed hook runs (matters only for a phased config).
+    phase: Phase,
     /// Called with (prompt tokens processed, total) after each prefill batch.
     prefill_progress: Option<Box<dyn FnMut(usize, usize) + 'm>>,
 }
@@ -100,22 +103,16 @@ impl<'m> Session<'m> {
         if steer.is_some() && params.flash_attn == crate::llama::FlashAttn::Auto {
             params.flash_attn = crate::llama::FlashAttn::Off;
         }
-        let mut ctx = Context::new(model, params)?;
-        let sink = Arc::new(Mutex::new(TraceSink::default()));
-        let steering = steer.is_some();
-        if let Some(config) = steer {
-            ctx.set_steer(Some(Box::new(SpotlightHook::new(
-                config,
-                model.n_layer(),
-                sink.clone(),
-            ))));
-        }
-        Ok(Self {
+        let ctx = Context::new(model, params)?;
+        let mut session = Self {
             ctx,
-            sink,
-            steering,
+            sink: Arc::new(Mutex::new(TraceSink::default())),
+            steer: None,
+            phase: Phase::Prefill,
             prefill_progress: None,
-        })
+        };
+        session.set_steer(steer);
+        Ok(session)
     }
 
     /// Replace the steering configuration (None = no steering). The KV cache is kept: tokens
@@ -124,10 +121,37 @@ impl<'m> Session<'m> {
     /// # Panics
     /// As [`Session::new`], for a configuration that fails [`SteerConfig::check`].
     pub fn set_steer(&mut self, steer: Option<SteerConfig>) {
-        self.steering = steer.is_some();
+        self.steer = steer;
+        self.phase = Phase::Prefill;
+        self.install_hook();
+    }
+
+    /// Install the hook for the current phase (or none).
+    fn install_hook(&mut self) {
         let n_layer = self.ctx.model().n_layer();
-        let hook = steer.map(|c| Box::new(SpotlightHook::new(c, n_layer, self.sink.clone())) as Box<dyn AttnSteer>);
+        let hook = self.steer.as_ref().map(|c| {
+            Box::new(SpotlightHook::new(c.for_phase(self.phase), n_layer, self.sink.clone())) as Box<dyn AttnSteer>
+        });
         self.ctx.set_steer(hook);
+    }
+
+    /// Before a decode of `phase` rows: swap the hook where the configuration steers prompt and
+    /// generated rows differently (a new hook invalidates the graph, so no graph built for the
+    /// other phase is reused).
+    fn enter_phase(&mut self, phase: Phase) {
+        if self.phase != phase && self.phase_split() {
+            self.phase = phase;
+            self.install_hook();
+        }
+    }
+
+    /// Prompt and generated rows need separate decodes (a phased configuration).
+    fn phase_split(&self) -> bool {
+        self.steer.as_ref().is_some_and(SteerConfig::is_phased)
+    }
+
+    fn steering(&self) -> bool {
+        self.steer.is_some()
     }
 
     /// Report prompt-processing progress (e.g. to draw a progress bar for long prompts).
@@ -213,7 +237,7 @@ impl<'m> Session<'m> {
             });
         }
         self.ctx.clear_spans();
-        if self.steering {
+        if self.steering() {
             for (seq, prompt) in prompts.iter().enumerate() {
                 self.ctx.set_spans(seq as SeqId, &prompt.span_position_ranges(0));
             }
@@ -234,6 +258,7 @@ impl<'m> Session<'m> {
             }
         }
         let (n_pending, mut n_done) = (pending.len(), 0);
+        self.enter_phase(Phase::Prefill);
         for chunk in pending.chunks(n_batch) {
             batch.clear();
             for (i, &(tok, pos, seq, logits)) in chunk.iter().enumerate() {
@@ -251,6 +276,7 @@ impl<'m> Session<'m> {
         }
 
         // decode: one token per unfinished sequence per batch
+        self.enter_phase(Phase::Decode);
         while seqs.iter().any(|s| !s.done) {
             batch.clear();
             for (seq, st) in seqs.iter_mut().enumerate().filter(|(_, s)| !s.done) {
@@ -317,7 +343,7 @@ impl<'m> Session<'m> {
             for (seq, slot) in slots.iter_mut().enumerate().filter(|(_, s)| s.is_none()) {
                 let Some(index) = queue.next() else { break };
                 self.ctx.remove_seq(seq as SeqId, -1, -1);
-                if self.steering {
+                if self.steering() {
                     self.ctx
                         .set_spans(seq as SeqId, &prompts[index].span_position_ranges(0));
                 }
@@ -331,7 +357,8 @@ impl<'m> Session<'m> {
                 return Ok(());
             }
             // one batch: the next token of every decoding sequence, then as many prompt tokens
-            // of the prefilling ones as fit
+            // of the prefilling ones as fit; a phased configuration computes the two kinds of
+            // rows in separate decodes, each with its phase's hook
             batch.clear();
             for (seq, q) in slots.iter_mut().enumerate() {
                 let Some(q) = q.as_mut().filter(|q| q.prefilled == prompts[q.index].tokens.len()) else {
@@ -342,6 +369,15 @@ impl<'m> Session<'m> {
                 st.logits_index = Some(batch.len() as i32);
                 batch.add(token, st.pos as i32, &[seq as SeqId], true);
                 st.pos += 1;
+            }
+            let prefilling = slots
+                .iter()
+                .flatten()
+                .any(|q| q.prefilled < prompts[q.index].tokens.len());
+            if self.phase_split() && !batch.is_empty() {
+                self.enter_phase(Phase::Decode);
+                self.decode_queued(&batch, &mut slots, options, &mut on_done)?;
+                batch.clear();
             }
             for (seq, q) in slots.iter_mut().enumerate() {
                 let Some(q) = q.as_mut() else { continue };
@@ -355,24 +391,42 @@ impl<'m> Session<'m> {
                     q.prefilled += 1;
                 }
             }
-            self.ctx.decode(&batch)?;
-            for slot in slots.iter_mut() {
-                let Some(q) = slot.as_mut() else { continue };
-                let forced = options
-                    .forced
-                    .as_ref()
-                    .map(|f| f.get(q.index).map_or(&[][..], |v| v.as_slice()));
-                self.sample_one(&mut q.state, forced, options, &mut |_| {});
-                if q.state.done {
-                    let q = slot.take().expect("checked above");
-                    let mut st = q.state;
-                    let rest = st.decoder.finish();
-                    st.out.text.push_str(&rest);
-                    st.out.kv_len = st.pos;
-                    on_done(q.index, st.out)?;
+            if !batch.is_empty() {
+                if prefilling {
+                    self.enter_phase(Phase::Prefill);
                 }
+                self.decode_queued(&batch, &mut slots, options, &mut on_done)?;
             }
         }
+    }
+
+    /// Decode one batch of [`Session::generate_queue`], sample the sequences it computed logits
+    /// for, and hand finished ones to `on_done` (freeing their slots).
+    fn decode_queued<E: From<LlamaError>>(
+        &mut self,
+        batch: &Batch,
+        slots: &mut [Option<QueuedSeq<'m>>],
+        options: &GenerateOptions,
+        on_done: &mut impl FnMut(usize, Generation) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.ctx.decode(batch)?;
+        for slot in slots.iter_mut() {
+            let Some(q) = slot.as_mut() else { continue };
+            let forced = options
+                .forced
+                .as_ref()
+                .map(|f| f.get(q.index).map_or(&[][..], |v| v.as_slice()));
+            self.sample_one(&mut q.state, forced, options, &mut |_| {});
+            if q.state.done {
+                let q = slot.take().expect("checked above");
+                let mut st = q.state;
+                let rest = st.decoder.finish();
+                st.out.text.push_str(&rest);
+                st.out.kv_len = st.pos;
+                on_done(q.index, st.out)?;
+            }
+        }
+        Ok(())
     }
 
     fn new_seq_state(&self, prompt: &PreparedPrompt, options: &GenerateOptions) -> SeqState<'m> {

@@ -282,6 +282,7 @@ mod tests {
                     alpha: 0.1,
                     granularity: Granularity::Head,
                 },
+                decode: None,
                 layers: LayerSelection::All,
                 trace: true,
             },
@@ -316,6 +317,7 @@ mod tests {
             }],
             config: SteerConfig {
                 action: Action::Observe,
+                decode: None,
                 layers: "3".parse().unwrap(),
                 trace: true,
             },
