@@ -232,7 +232,9 @@ pub struct EvalArgs {
     pub data: PathBuf,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Comma-separated: baseline, emphasis, spotlight:τ[:head|layer], static:b.
+    /// Comma-separated: baseline, emphasis, spotlight:τ[:head|layer][:prefill=τ][:decode=τ][:layers=A-B],
+    /// static:b. `decode=0` steers the prompt's rows only, `prefill=0` the generated tokens' only;
+    /// `layers=2-27` steers only those layers (`+` joins ranges: `0-3+10`).
     #[arg(long, default_value = "baseline,emphasis,spotlight:0.2")]
     pub conditions: String,
     /// Maximum tokens per response.

@@ -28,7 +28,8 @@ pub struct MultiturnArgs {
     pub data: PathBuf,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Comma-separated: baseline, emphasis, spotlight:τ[:head|layer], static:b.
+    /// Comma-separated, as for `eval`: baseline, emphasis,
+    /// spotlight:τ[:head|layer][:prefill=τ][:decode=τ][:layers=A-B], static:b.
     #[arg(long, default_value = "baseline,spotlight:0.2")]
     pub conditions: String,
     /// Conversations (a seeded subset of the candidates; all of them if there are fewer).

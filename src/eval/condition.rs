@@ -212,8 +212,10 @@ mod tests {
 
     #[test]
     fn parses_the_levers_and_names_them_back() {
-        let c = parse_conditions("spotlight:0.2:layer:decode=0,spotlight:0.2:prefill=0:layers=1-28,spotlight:0.2:head:layers=0-3+10")
-            .unwrap();
+        let c = parse_conditions(
+            "spotlight:0.2:layer:decode=0,spotlight:0.2:prefill=0:layers=1-28,spotlight:0.2:head:layers=0-3+10",
+        )
+        .unwrap();
         assert_eq!(c[0].to_string(), "spotlight:0.2:layer:decode=0");
         assert_eq!(c[0].slug(), "spotlight-0.2-layer-decode=0");
         let prompt_only = c[0].steer_config().unwrap();
@@ -230,8 +232,13 @@ mod tests {
             parse_conditions("spotlight:0.2:decode=0.2").unwrap()[0],
             parse_conditions("spotlight:0.2").unwrap()[0]
         );
-        assert!(parse_conditions("spotlight:0.2:prefill=0:decode=0").unwrap_err().contains("baseline"));
-        assert!(parse_conditions("spotlight:0:decode=0.1").is_ok(), "generated rows only, spelled from τ = 0");
+        assert!(parse_conditions("spotlight:0.2:prefill=0:decode=0")
+            .unwrap_err()
+            .contains("baseline"));
+        assert!(
+            parse_conditions("spotlight:0:decode=0.1").is_ok(),
+            "generated rows only, spelled from τ = 0"
+        );
         for (bad, says) in [
             ("spotlight:0.2:decode=1.2", "[0, 1)"),
             ("spotlight:0.2:decode=0.1:decode=0", "twice"),

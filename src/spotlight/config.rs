@@ -211,12 +211,7 @@ impl SteerConfig {
 
     /// SpotLight with one τ for the prompt's rows and another for the generated tokens' rows
     /// (either may be 0: only observe in that phase).
-    pub fn spotlight_phased(
-        prefill: Alpha,
-        decode: Alpha,
-        granularity: Granularity,
-        layers: LayerSelection,
-    ) -> Self {
+    pub fn spotlight_phased(prefill: Alpha, decode: Alpha, granularity: Granularity, layers: LayerSelection) -> Self {
         let decode = Action::steer(decode, granularity);
         let mut config = SteerConfig::spotlight(prefill, granularity, layers);
         if decode != config.action {
