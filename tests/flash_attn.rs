@@ -145,6 +145,10 @@ fn partings(reference: &[Token], other: &Generation) -> Vec<(usize, Option<f32>)
 fn flash_steered_tokens_follow_the_explicit_path_or_part_at_a_near_tie() {
     let _g = compute_lock();
     let prompt = prepare_user(POEM);
+    // the rounding of stock flash attention against the explicit path on this CPU (the first
+    // case): AVX-512 builds part by ≤ 0.1 logits, AVX2 builds (AMD EPYC) by up to 0.22; the
+    // steered cases' bounds are not allowed below it
+    let mut stock_worst = 0f32;
     for (name, action) in [
         ("stock", None),
         ("steer head τ=0.1", Some(steer(0.1, Granularity::Head))),
@@ -180,9 +184,14 @@ fn flash_steered_tokens_follow_the_explicit_path_or_part_at_a_near_tie() {
         // all of them carry stock FA's rounding through O_S: its first parting measured 0.164,
         // with layer-by-layer shares as close to the explicit path's as unsteered runs are
         // (flash_span_shares_equal_the_explicit_attention_path)
-        let first_bound = if name.starts_with("static") { 0.2 } else { 0.1 };
+        let first_bound: f32 = if name.starts_with("static") { 0.2 } else { 0.1 };
+        if name == "stock" {
+            // upstream's own rounding, not ours: only a near-tie is required
+            stock_worst = parts.iter().filter_map(|(_, g)| *g).fold(0.0, f32::max);
+        }
+        let slack = if name == "stock" { 0.3 } else { 1.5 * stock_worst };
         for (i, (step, gap)) in parts.iter().enumerate() {
-            let bound = if i == 0 { first_bound } else { 0.2 };
+            let bound = if i == 0 { first_bound } else { 0.2f32 }.max(slack);
             assert!(
                 gap.is_some_and(|g| g <= bound),
                 "{name}: step {step}: flash attention prefers another token by {gap:?} logits (bound {bound})"
