@@ -61,6 +61,10 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             }
         );
     }
+    if args.steer.prefill_alpha.is_some() || args.steer.decode_alpha.is_some() {
+        // the server's requests carry one τ for all rows; refused rather than ignored
+        anyhow::bail!("--prefill-alpha/--decode-alpha: not supported by `serve` yet (use --alpha)");
+    }
     let model = super::load_model(&args.model, true)?;
     args.steer
         .layers
