@@ -11,17 +11,8 @@ use spotlight::spotlight::prompt::PreparedPrompt;
 use spotlight::spotlight::trace::UbatchTrace;
 use spotlight::spotlight::{Action, GenerateOptions, Generation, Granularity, LayerSelection, Session, SteerConfig};
 
-const POEM: &str = "Write a short poem about the sea. **Use only lowercase letters.**";
-
 fn params(flash_attn: FlashAttn) -> ContextParams {
-    ContextParams {
-        n_ctx: 2048,
-        n_batch: 512,
-        n_ubatch: 512,
-        n_threads: 2,
-        n_seq_max: 1,
-        flash_attn,
-    }
+    ctx_params(1, flash_attn)
 }
 
 fn config(action: Action, trace: bool) -> Option<SteerConfig> {

@@ -10,17 +10,8 @@ use spotlight::spotlight::{
     Action, Alpha, GenerateOptions, Generation, Granularity, LayerSelection, Session, SteerConfig,
 };
 
-const POEM: &str = "Write a short poem about the sea. **Use only lowercase letters.**";
-
 fn params(n_seq_max: u32) -> ContextParams {
-    ContextParams {
-        n_ctx: 2048,
-        n_batch: 512,
-        n_ubatch: 512,
-        n_threads: 2,
-        n_seq_max,
-        flash_attn: FlashAttn::Off,
-    }
+    ctx_params(n_seq_max, FlashAttn::Off)
 }
 
 fn phased(prefill: f32, decode: f32, trace: bool) -> Option<SteerConfig> {

@@ -8,17 +8,8 @@ use spotlight::llama::{ContextParams, FlashAttn};
 use spotlight::spotlight::trace::UbatchTrace;
 use spotlight::spotlight::{Action, GenerateOptions, Granularity, LayerSelection, Session, SteerConfig};
 
-const POEM: &str = "Write a short poem about the sea. **Use only lowercase letters.**";
-
 fn params(n_seq_max: u32) -> ContextParams {
-    ContextParams {
-        n_ctx: 2048,
-        n_batch: 512,
-        n_ubatch: 512,
-        n_threads: 2,
-        n_seq_max,
-        flash_attn: FlashAttn::Off,
-    }
+    ctx_params(n_seq_max, FlashAttn::Off)
 }
 
 fn steer(alpha: f32, granularity: Granularity, trace: bool) -> Option<SteerConfig> {

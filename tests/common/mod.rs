@@ -6,7 +6,7 @@
 pub mod rule;
 pub mod server;
 
-use spotlight::llama::{init_backend, ChatTemplate, Model, ModelParams};
+use spotlight::llama::{init_backend, ChatTemplate, ContextParams, FlashAttn, Model, ModelParams};
 use spotlight::models::{cache_dir, default_model_path, fetch, DEFAULT_MODEL};
 use spotlight::spotlight::prompt::{self, HighlightOptions, PreparedPrompt, Turn};
 use std::path::PathBuf;
@@ -113,4 +113,20 @@ pub fn read_jsonl(path: &std::path::Path) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// The highlighted prompt most steering tests use.
+pub const POEM: &str = "Write a short poem about the sea. **Use only lowercase letters.**";
+
+/// The steering tests' context: 2,048 cells, 2 threads, `n_seq_max` sequences, explicit
+/// attention unless `flash_attn` says otherwise.
+pub fn ctx_params(n_seq_max: u32, flash_attn: FlashAttn) -> ContextParams {
+    ContextParams {
+        n_ctx: 2048,
+        n_batch: 512,
+        n_ubatch: 512,
+        n_threads: 2,
+        n_seq_max,
+        flash_attn,
+    }
 }
