@@ -3,7 +3,7 @@
 
 use super::args::AnnotateArgs;
 use anyhow::Context as _;
-use spotlight::eval::annotate::{annotate as annotate_prompt, to_markup, RULES_VERSION};
+use spotlight::eval::annotate::{annotate_in, to_markup, RULES_VERSION};
 use spotlight::eval::ifeval::load_prompts;
 use std::io::Write;
 
@@ -23,7 +23,7 @@ pub fn annotate(args: &AnnotateArgs) -> anyhow::Result<()> {
     let (mut pairs, mut found) = (0usize, 0usize);
     let mut missing = Vec::new();
     for p in &prompts {
-        let a = annotate_prompt(&p.key, &p.prompt, &p.instruction_id_list, &p.kwargs);
+        let a = annotate_in(args.scope, &p.key, &p.prompt, &p.instruction_id_list, &p.kwargs);
         pairs += p.instruction_id_list.len();
         found += p.instruction_id_list.len() - a.unmatched.len();
         if !a.unmatched.is_empty() {
@@ -40,6 +40,7 @@ pub fn annotate(args: &AnnotateArgs) -> anyhow::Result<()> {
                 "key": p.key,
                 "prompt_sha256": hex_sha256(&p.prompt),
                 "rules_version": RULES_VERSION,
+                "scope": args.scope.to_string(),
                 "highlights": ranges,
                 "unmatched": a.unmatched,
             })
@@ -49,14 +50,16 @@ pub fn annotate(args: &AnnotateArgs) -> anyhow::Result<()> {
             v["prompt_marked"] = serde_json::json!(to_markup(&p.prompt, &a.spans));
             v["highlights"] = serde_json::json!(highlights);
             v["rules_version"] = serde_json::json!(RULES_VERSION);
+            v["scope"] = serde_json::json!(args.scope.to_string());
             v
         };
         writeln!(out, "{v}")?;
     }
     out.flush()?;
     println!(
-        "{} prompts, rules v{RULES_VERSION}: a span for {found} of {pairs} instructions ({:.1}%)",
+        "{} prompts, rules v{RULES_VERSION}, {} scope: a span for {found} of {pairs} instructions ({:.1}%)",
         prompts.len(),
+        args.scope,
         100.0 * found as f64 / pairs.max(1) as f64
     );
     if missing.is_empty() {

@@ -3,6 +3,7 @@
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use spotlight::eval::annotate::Scope;
 use spotlight::llama::Endpoint;
 use spotlight::spotlight::{Alpha, Granularity, LayerSelection, SteerConfig, DEFAULT_ALPHA, DEFAULT_GRANULARITY};
 use std::path::PathBuf;
@@ -232,9 +233,11 @@ pub struct EvalArgs {
     pub data: PathBuf,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Comma-separated: baseline, emphasis, spotlight:τ[:head|layer][:prefill=τ][:decode=τ][:layers=A-B],
-    /// static:b. `decode=0` steers the prompt's rows only, `prefill=0` the generated tokens' only;
-    /// `layers=2-27` steers only those layers (`+` joins ranges: `0-3+10`).
+    /// Comma-separated: baseline, emphasis,
+    /// spotlight:τ[:head|layer][:prefill=τ][:decode=τ][:layers=A-B][:highlight=clause], static:b.
+    /// `decode=0` steers the prompt's rows only, `prefill=0` the generated tokens' only;
+    /// `layers=2-27` steers only those layers (`+` joins ranges: `0-3+10`); `highlight=clause`
+    /// steers toward the annotator's clause-scope highlights (see `annotate --scope`).
     #[arg(long, default_value = "baseline,emphasis,spotlight:0.2")]
     pub conditions: String,
     /// Maximum tokens per response.
@@ -288,6 +291,10 @@ pub struct AnnotateArgs {
     /// small and free of the data set's text, to commit or compare).
     #[arg(long)]
     pub ranges_only: bool,
+    /// Highlight whole constraint sentences, or only the clauses of them that state each
+    /// instruction ("…in English, **all capital letters**, contain no commas").
+    #[arg(long, default_value_t = Scope::Sentence)]
+    pub scope: Scope,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 use super::args::EvalArgs;
 use anyhow::{bail, Context as _};
 use indicatif::{ProgressBar, ProgressStyle};
+use spotlight::eval::annotate::Scope;
 use spotlight::eval::condition::{parse_conditions, Condition};
 use spotlight::eval::data::{self, EvalItem};
 use spotlight::eval::examples::{render_examples, ExamplePrompt};
@@ -52,16 +53,31 @@ fn write_scores(path: &std::path::Path, results: &[PromptResult]) -> anyhow::Res
     std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
 
-/// The prompt a condition sends for an item.
-fn prompt_for(item: &EvalItem, condition: &Condition) -> Highlighted {
-    match condition {
+/// The prompt a condition sends for an item; a `highlight=clause` condition needs the annotator's
+/// highlights (data that gives its own has no clause scope to take).
+fn prompt_for(item: &EvalItem, condition: &Condition) -> anyhow::Result<Highlighted> {
+    Ok(match condition {
         Condition::Baseline => markup::plain(&item.prompt),
         Condition::Emphasis => markup::plain(&item.emphasized()),
+        Condition::Spotlight { levers, .. } if levers.highlight == Scope::Clause => {
+            let Some(spans) = &item.clause_spans else {
+                bail!(
+                    "prompt {} under {condition}: `highlight=clause` needs highlights found by the annotator \
+                     (IFEval records without `prompt_marked` or `highlights`); this record's come from {}",
+                    item.key,
+                    item.highlight_source
+                );
+            };
+            Highlighted {
+                text: item.prompt.clone(),
+                spans: spans.clone(),
+            }
+        }
         Condition::Spotlight { .. } | Condition::Static { .. } => Highlighted {
             text: item.prompt.clone(),
             spans: item.spans.clone(),
         },
-    }
+    })
 }
 
 fn progress(len: u64, label: &str, quiet: bool) -> ProgressBar {
@@ -118,7 +134,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         for item in &items {
             let turn = Turn {
                 role: "user".into(),
-                content: prompt_for(item, condition),
+                content: prompt_for(item, condition)?,
             };
             let p = prepare(model.vocab(), Some(&template), &[turn], true)
                 .with_context(|| format!("prompt {} under {condition}", item.key))?;

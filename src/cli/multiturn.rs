@@ -105,6 +105,11 @@ fn user_turns(conversation: &Conversation, condition: &Condition) -> Vec<Highlig
 
 pub fn multiturn(args: &MultiturnArgs) -> anyhow::Result<()> {
     let conditions = parse_conditions(&args.conditions).map_err(anyhow::Error::msg)?;
+    if let Some(c) = conditions.iter().find(|c| {
+        matches!(c, Condition::Spotlight { levers, .. } if levers.highlight != spotlight::eval::annotate::Scope::Sentence)
+    }) {
+        bail!("--conditions `{c}`: multiturn steers turn 1's sentence highlights; `highlight=clause` is for `eval` only");
+    }
     if args.max_tokens == 0 || args.conversations == 0 {
         bail!("--max-tokens and --conversations must be at least 1");
     }

@@ -4,8 +4,10 @@
 //! The keys of a SpotLight condition are the levers against its side effects: `prefill=τ` and
 //! `decode=τ` set τ for the prompt's rows and for the generated tokens' rows (0 observes only),
 //! `layers=1-28` steers only those layers (`+` joins ranges: `0-3+10`, since `,` separates
-//! conditions).
+//! conditions), `highlight=clause` steers toward the annotator's clause-scope highlights instead
+//! of whole sentences (`crate::eval::annotate::Scope`).
 
+use crate::eval::annotate::Scope;
 use crate::spotlight::{Action, Alpha, Granularity, LayerSelection, SteerConfig};
 use std::fmt;
 
@@ -34,6 +36,9 @@ pub struct Levers {
     pub decode: Option<Alpha>,
     /// The steered layers as written in the condition (`1-28`), and parsed; None: all.
     pub layers: Option<(String, LayerSelection)>,
+    /// Which highlights to steer toward: the data's (sentence scope for the annotator), or the
+    /// annotator's clause scope.
+    pub highlight: Scope,
 }
 
 impl Condition {
@@ -95,6 +100,9 @@ impl fmt::Display for Condition {
                 if let Some((text, _)) = &levers.layers {
                     write!(f, ":layers={text}")?;
                 }
+                if levers.highlight != Scope::Sentence {
+                    write!(f, ":highlight={}", levers.highlight)?;
+                }
                 Ok(())
             }
             Condition::Static { bias } => write!(f, "static:{bias}"),
@@ -118,6 +126,7 @@ pub fn parse_conditions(s: &str) -> Result<Vec<Condition>, String> {
                 let alpha: Alpha = a.parse().map_err(|e| format!("`{item}`: {e}"))?;
                 let mut granularity = None;
                 let mut levers = Levers::default();
+                let mut highlight_given = false;
                 for part in rest {
                     let tau = |t: &str| t.parse::<Alpha>().map_err(|e| format!("`{item}`: {e}"));
                     match part.split_once('=') {
@@ -131,12 +140,16 @@ pub fn parse_conditions(s: &str) -> Result<Vec<Condition>, String> {
                             let layers = t.replace('+', ",").parse().map_err(|e| format!("`{item}`: {e}"))?;
                             levers.layers = Some((t.to_string(), layers));
                         }
-                        Some((key @ ("prefill" | "decode" | "layers"), _)) => {
+                        Some(("highlight", t)) if !highlight_given => {
+                            levers.highlight = t.parse().map_err(|e| format!("`{item}`: {e}"))?;
+                            highlight_given = true;
+                        }
+                        Some((key @ ("prefill" | "decode" | "layers" | "highlight"), _)) => {
                             return Err(format!("`{item}`: `{key}=` is given twice"))
                         }
                         Some((key, _)) => {
                             return Err(format!(
-                                "`{item}`: unknown setting `{key}=` (use prefill=τ, decode=τ, layers=A-B)"
+                                "`{item}`: unknown setting `{key}=` (use prefill=τ, decode=τ, layers=A-B, highlight=clause)"
                             ))
                         }
                     }
@@ -168,7 +181,7 @@ pub fn parse_conditions(s: &str) -> Result<Vec<Condition>, String> {
             }
             _ => {
                 return Err(format!(
-                    "unknown condition `{item}` (use baseline, emphasis, spotlight:τ[:head|layer][:prefill=τ][:decode=τ][:layers=A-B], static:b)"
+                    "unknown condition `{item}` (use baseline, emphasis, spotlight:τ[:head|layer][:prefill=τ][:decode=τ][:layers=A-B][:highlight=clause], static:b)"
                 ))
             }
         };
@@ -183,6 +196,10 @@ pub fn parse_conditions(s: &str) -> Result<Vec<Condition>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn c_default_steer() -> Option<SteerConfig> {
+        parse_conditions("spotlight:0.2").unwrap()[0].steer_config()
+    }
 
     #[test]
     fn parses_the_condition_grammar() {
@@ -227,6 +244,17 @@ mod tests {
         assert!(generated_only.layers.contains(28) && !generated_only.layers.contains(0));
         let head = c[2].steer_config().unwrap();
         assert!(head.layers.contains(10) && head.layers.contains(3) && !head.layers.contains(4));
+        let clause = &parse_conditions("spotlight:0.2:highlight=clause").unwrap()[0];
+        assert_eq!(clause.to_string(), "spotlight:0.2:layer:highlight=clause");
+        assert_eq!(
+            clause.steer_config(),
+            c_default_steer(),
+            "the scope changes the spans, not the hook"
+        );
+        assert_eq!(
+            parse_conditions("spotlight:0.2:highlight=sentence").unwrap()[0].to_string(),
+            "spotlight:0.2:layer"
+        );
         // the same steering has one name; both phases off is the baseline
         assert_eq!(
             parse_conditions("spotlight:0.2:decode=0.2").unwrap()[0],
@@ -245,6 +273,8 @@ mod tests {
             ("spotlight:0.2:head:layer", "second granularity"),
             ("spotlight:0.2:speed=2", "unknown setting `speed=`"),
             ("spotlight:0.2:layers=5-2", "backwards"),
+            ("spotlight:0.2:highlight=word", "sentence or clause"),
+            ("spotlight:0.2:highlight=clause:highlight=clause", "twice"),
         ] {
             let err = parse_conditions(bad).unwrap_err();
             assert!(err.contains(says) && err.contains(bad), "{bad}: {err}");

@@ -22,6 +22,9 @@ pub struct EvalItem {
     pub ifeval: Option<IfevalPrompt>,
     /// Where the highlights came from: "markup", "highlights", "annotator".
     pub highlight_source: &'static str,
+    /// For highlights from the annotator: the same instructions' highlights in clause scope
+    /// (`highlight=clause` conditions); None for highlights given in the data.
+    pub clause_spans: Option<Vec<Range<usize>>>,
 }
 
 impl EvalItem {
@@ -65,6 +68,7 @@ fn parse_record(value: Value, line: usize, path: &str) -> Result<EvalItem, DataE
     } else {
         None
     };
+    let mut clause_spans = None;
     let (prompt, spans, source) = if let Some(marked) = marked {
         let h = markup::parse_markup(marked).map_err(|e| err(format!("prompt_marked: {e}")))?;
         if prompt_field.is_some_and(|p| p != h.text) {
@@ -82,6 +86,14 @@ fn parse_record(value: Value, line: usize, path: &str) -> Result<EvalItem, DataE
             (prompt, markup::merge_spans(spans), "highlights")
         } else if let Some(p) = &ifeval {
             let a = annotate::annotate(&key, &prompt, &p.instruction_id_list, &p.kwargs);
+            let c = annotate::annotate_in(
+                annotate::Scope::Clause,
+                &key,
+                &prompt,
+                &p.instruction_id_list,
+                &p.kwargs,
+            );
+            clause_spans = Some(c.spans);
             (prompt, a.spans, "annotator")
         } else {
             let h = markup::parse_markup(&prompt).map_err(|e| err(format!("prompt: {e}")))?;
@@ -94,6 +106,7 @@ fn parse_record(value: Value, line: usize, path: &str) -> Result<EvalItem, DataE
         spans,
         ifeval,
         highlight_source: source,
+        clause_spans,
     })
 }
 
@@ -171,6 +184,21 @@ mod tests {
         assert_eq!(a.highlight_source, "annotator");
         assert_eq!(&a.prompt[a.spans[0].clone()], "Do not use any commas.");
         assert_eq!(a.emphasized(), "Write a poem. **Do not use any commas.**");
+        assert_eq!(
+            m.clause_spans, None,
+            "clause scope exists only for the annotator's highlights"
+        );
+        let two = json!({"key": 4, "prompt": "Write a poem, and do not use any commas.",
+            "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]});
+        let t = parse_record(two, 4, "f").unwrap();
+        assert_eq!(
+            &t.prompt[t.spans[0].clone()],
+            "Write a poem, and do not use any commas."
+        );
+        assert_eq!(
+            &t.prompt[t.clause_spans.unwrap()[0].clone()],
+            "and do not use any commas."
+        );
     }
 
     /// `lines` written to a fresh file and loaded.

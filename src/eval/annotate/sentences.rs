@@ -81,7 +81,7 @@ pub(super) fn split_sentences(text: &str) -> Vec<Range<usize>> {
 
 /// Pairs of double quotes (`"`, `“`, `”` all toggle, because prompts mix them: `”My answer is yes."`), as ranges
 /// from the opening quote to just after the closing one. An unpaired last quote is ignored.
-fn quote_pairs(text: &str) -> Vec<Range<usize>> {
+pub(super) fn quote_pairs(text: &str) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let mut open: Option<usize> = None;
     for (pos, c) in text.char_indices() {

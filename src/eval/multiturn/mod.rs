@@ -166,6 +166,7 @@ mod tests {
                 kwargs: ids.iter().map(|_| serde_json::Map::new()).collect(),
             }),
             highlight_source: "markup",
+            clause_spans: None,
         }
     }
 
