@@ -228,3 +228,50 @@ fn eval_subset_of_zero_and_duplicate_keys_are_refused() {
     ]);
     assert_fails(&out, 1, "--subset must be at least 1");
 }
+
+#[test]
+fn clause_highlights_need_the_annotator_and_multiturn_refuses_them() {
+    // markup records have no clause scope to take: refused before anything is generated
+    let data = temp_file(
+        "marked.jsonl",
+        b"{\"key\": 7, \"prompt\": \"Write, and **use no commas**.\"}\n",
+    );
+    let out_dir = std::env::temp_dir().join(format!("spotlight-clause-{}", std::process::id()));
+    let out = spotlight(&[
+        "eval",
+        "--data",
+        data.to_str().unwrap(),
+        "--conditions",
+        "spotlight:0.2:highlight=clause",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_fails(&out, 1, "prompt 7 under spotlight:0.2:layer:highlight=clause");
+    assert_fails(&out, 1, "needs highlights found by the annotator");
+    assert!(
+        !out_dir
+            .join("responses-spotlight-0.2-layer-highlight=clause.jsonl")
+            .exists(),
+        "nothing written"
+    );
+    let ifeval = shared_dir().join("data/ifeval/input_data.jsonl");
+    let out = spotlight(&[
+        "multiturn",
+        "--data",
+        ifeval.to_str().unwrap(),
+        "--conditions",
+        "baseline,spotlight:0.2:highlight=clause",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_fails(&out, 1, "`highlight=clause` is for `eval` only");
+    let out = spotlight(&[
+        "eval",
+        "--data",
+        data.to_str().unwrap(),
+        "--conditions",
+        "spotlight:0.2:highlight=word",
+    ]);
+    assert_fails(&out, 1, "unknown highlight scope `word` (use sentence or clause)");
+    let _ = std::fs::remove_dir_all(&out_dir);
+}

@@ -221,38 +221,80 @@ fn eval_writes_responses_and_report_resumes_and_batches_like_solo() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The committed record of the highlights used in the IFEval runs
-/// (docs/results/ifeval-smollm2/annotations-rules-v1.jsonl) is what the annotator produces today:
-/// changing a rule without a new rules version (and a new record) fails here.
+/// The committed records of the highlights used in the IFEval runs
+/// (docs/results/ifeval-smollm2/annotations-rules-v1.jsonl, and the clause scope's in
+/// docs/results/levers-smollm2/annotations-rules-v1-clause.jsonl) are what the annotator produces
+/// today: changing a rule without a new rules version (and new records) fails here.
 #[test]
-fn committed_annotation_record_matches_the_annotator() {
-    let data = shared_dir().join("data/ifeval/input_data.jsonl");
-    let fresh = std::env::temp_dir().join(format!("spotlight-annotations-{}.jsonl", std::process::id()));
-    let out = Command::new(bin())
-        .args([
-            "annotate",
-            "--ranges-only",
-            "--data",
-            data.to_str().unwrap(),
-            "--output",
-        ])
-        .arg(&fresh)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let committed_path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/results/ifeval-smollm2/annotations-rules-v1.jsonl");
-    let committed = std::fs::read_to_string(&committed_path).unwrap();
-    let fresh_text = std::fs::read_to_string(&fresh).unwrap();
-    let _ = std::fs::remove_file(&fresh);
-    let fresh = fresh_text;
-    assert_eq!(committed.lines().count(), 541);
-    // Compared as JSON values: the key order of a record depends on serde_json's features
-    // (`preserve_order`, which a dependency may switch on), not on the annotator.
-    for (i, (a, b)) in committed.lines().zip(fresh.lines()).enumerate() {
-        let (a, b): (serde_json::Value, serde_json::Value) =
-            (serde_json::from_str(a).unwrap(), serde_json::from_str(b).unwrap());
-        assert_eq!(a, b, "line {} of {} differs", i + 1, committed_path.display());
+fn committed_annotation_records_match_the_annotator() {
+    for (scope, record) in [
+        ("sentence", "docs/results/ifeval-smollm2/annotations-rules-v1.jsonl"),
+        (
+            "clause",
+            "docs/results/levers-smollm2/annotations-rules-v1-clause.jsonl",
+        ),
+    ] {
+        let data = shared_dir().join("data/ifeval/input_data.jsonl");
+        let fresh = std::env::temp_dir().join(format!("spotlight-annotations-{scope}-{}.jsonl", std::process::id()));
+        let out = Command::new(bin())
+            .args([
+                "annotate",
+                "--ranges-only",
+                "--scope",
+                scope,
+                "--data",
+                data.to_str().unwrap(),
+                "--output",
+            ])
+            .arg(&fresh)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let committed_path = Path::new(env!("CARGO_MANIFEST_DIR")).join(record);
+        let committed = std::fs::read_to_string(&committed_path).unwrap();
+        let fresh_text = std::fs::read_to_string(&fresh).unwrap();
+        let _ = std::fs::remove_file(&fresh);
+        let fresh = fresh_text;
+        assert_eq!(committed.lines().count(), 541);
+        // Compared as JSON values: the key order of a record depends on serde_json's features
+        // (`preserve_order`, which a dependency may switch on), not on the annotator.
+        for (i, (a, b)) in committed.lines().zip(fresh.lines()).enumerate() {
+            let (a, b): (serde_json::Value, serde_json::Value) =
+                (serde_json::from_str(a).unwrap(), serde_json::from_str(b).unwrap());
+            assert_eq!(a, b, "line {} of {} differs", i + 1, committed_path.display());
+            assert_eq!(
+                a.get("scope").is_some(),
+                scope == "clause",
+                "only clause records name a scope"
+            );
+        }
+        assert_eq!(committed.lines().count(), fresh.lines().count());
     }
-    assert_eq!(committed.lines().count(), fresh.lines().count());
+}
+
+/// `highlight=clause` steers toward the annotator's clause-scope highlights: where they equal the
+/// sentence scope's (6 of the first 10 prompts) the replies are the same bit for bit, and where
+/// they are tighter (4: keys 1005, 1019, 1021, 1069) the steering differs.
+#[test]
+fn clause_scope_condition_steers_its_own_highlights() {
+    let dir = std::env::temp_dir().join(format!("spotlight-eval-clause-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    eval(&dir, "spotlight:0.2,spotlight:0.2:highlight=clause", "1");
+    let sentence = read_jsonl(&dir.join("responses-spotlight-0.2-layer.jsonl"));
+    let clause = read_jsonl(&dir.join("responses-spotlight-0.2-layer-highlight=clause.jsonl"));
+    assert_eq!((sentence.len(), clause.len()), (10, 10));
+    let tighter = [1005, 1019, 1021, 1069];
+    let mut differ = 0;
+    for s in &sentence {
+        let key = s["key"].as_i64().unwrap();
+        let c = clause.iter().find(|c| c["key"] == s["key"]).expect("same keys");
+        assert_eq!(c["prompt"], s["prompt"], "key {key}: the prompt text is the same");
+        if tighter.contains(&key) {
+            differ += usize::from(c["response"] != s["response"]);
+        } else {
+            assert_eq!(c["response"], s["response"], "key {key}: same highlights, same reply");
+        }
+    }
+    assert!(differ >= 2, "only {differ} of 4 tighter prompts replied differently");
+    let _ = std::fs::remove_dir_all(&dir);
 }

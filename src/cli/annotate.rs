@@ -3,7 +3,7 @@
 
 use super::args::AnnotateArgs;
 use anyhow::Context as _;
-use spotlight::eval::annotate::{annotate_in, to_markup, RULES_VERSION};
+use spotlight::eval::annotate::{annotate_in, to_markup, Scope, RULES_VERSION};
 use spotlight::eval::ifeval::load_prompts;
 use std::io::Write;
 
@@ -36,14 +36,18 @@ pub fn annotate(args: &AnnotateArgs) -> anyhow::Result<()> {
                 .zip(&a.reasons)
                 .map(|(r, ids)| serde_json::json!({"start": r.start, "end": r.end, "instruction_ids": ids}))
                 .collect();
-            serde_json::json!({
+            let mut v = serde_json::json!({
                 "key": p.key,
                 "prompt_sha256": hex_sha256(&p.prompt),
                 "rules_version": RULES_VERSION,
-                "scope": args.scope.to_string(),
                 "highlights": ranges,
                 "unmatched": a.unmatched,
-            })
+            });
+            // sentence scope's records stay as rules v1 wrote them (committed ones compare equal)
+            if args.scope != Scope::Sentence {
+                v["scope"] = serde_json::json!(args.scope.to_string());
+            }
+            v
         } else {
             let highlights: Vec<&str> = a.spans.iter().map(|r| &p.prompt[r.clone()]).collect();
             let mut v = serde_json::to_value(p)?;
