@@ -573,3 +573,69 @@ fn trace_shows_the_span_share_brought_to_tau_and_sigterm_stops_cleanly() {
     let status = server.terminate();
     assert_eq!(status.code(), Some(0), "SIGTERM ends the server normally: {status:?}");
 }
+
+/// Per-request τ for the prompt's rows and the reply's (`prefill_alpha`/`decode_alpha`): each
+/// reply equals `run` with the same options, alone and while requests of the other phase
+/// settings run beside it (the engine groups a request by the phase it is in); the server's own
+/// `--decode-alpha` is the default of requests that set no τ, and a request's `alpha` means both.
+#[test]
+fn phase_alphas_match_run_alone_and_side_by_side() {
+    let _g = compute_lock();
+    let full = run_text(&[], PROMPT, 16);
+    let prompt_only = run_text(&["--decode-alpha", "0"], PROMPT, 16);
+    let reply_only = run_text(&["--prefill-alpha", "0"], PROMPT, 16);
+    let gentle = run_text(&["--decode-alpha", "0.1"], PROMPT, 16);
+    assert_ne!(
+        prompt_only, full,
+        "the prompt must be one where the reply's rows matter"
+    );
+    assert_ne!(gentle, full, "the prompt must be one where the reply's τ matters");
+
+    let server = Server::start(&[
+        "--threads",
+        "2",
+        "--parallel",
+        "4",
+        "-c",
+        "8192",
+        "--decode-alpha",
+        "0.1",
+    ]);
+    let bodies = [
+        chat(PROMPT, 16, json!(null)),
+        chat(PROMPT, 16, json!({"alpha": 0.2})),
+        chat(PROMPT, 16, json!({"decode_alpha": 0})),
+        chat(PROMPT, 16, json!({"prefill_alpha": 0, "decode_alpha": 0.2})),
+    ];
+    let expected = [&gentle, &full, &prompt_only, &reply_only];
+    let mut alone = Vec::new();
+    for (body, want) in bodies.iter().zip(expected) {
+        let (status, v) = server.post("/v1/chat/completions", body);
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(&text_of(&v), want, "alone: {}", body["spotlight"]);
+        assert_eq!(v["spotlight"]["steered"], true);
+        alone.push(v);
+    }
+    assert_eq!(
+        (
+            alone[0]["spotlight"]["prefill_alpha"].as_f64(),
+            alone[0]["spotlight"]["decode_alpha"].as_f64()
+        ),
+        (Some(0.2), Some(0.1)),
+        "the server's default phases are reported"
+    );
+    assert_eq!(alone[1]["spotlight"]["decode_alpha"].as_f64(), Some(0.2));
+    assert_eq!(alone[3]["spotlight"]["prefill_alpha"].as_f64(), Some(0.0));
+    let texts: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = bodies
+            .iter()
+            .map(|b| s.spawn(|| text_of(&server.post("/v1/chat/completions", b).1)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, (got, want)) in texts.iter().zip(expected).enumerate() {
+        assert_eq!(got, want, "side by side, request {i}: {}", bodies[i]["spotlight"]);
+    }
+    let bad = server.post("/v1/chat/completions", &chat(PROMPT, 4, json!({"decode_alpha": 1.5})));
+    assert_error(&bad, 400, "[0, 1)");
+}

@@ -61,10 +61,6 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             }
         );
     }
-    if args.steer.prefill_alpha.is_some() || args.steer.decode_alpha.is_some() {
-        // the server's requests carry one τ for all rows; refused rather than ignored
-        anyhow::bail!("--prefill-alpha/--decode-alpha: not supported by `serve` yet (use --alpha)");
-    }
     let model = super::load_model(&args.model, true)?;
     args.steer
         .layers
@@ -94,6 +90,8 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         },
         steer_defaults: SteerRequest {
             alpha: args.steer.alpha,
+            prefill_alpha: args.steer.prefill_alpha,
+            decode_alpha: args.steer.decode_alpha,
             granularity: args.steer.granularity,
             layers: args.steer.layers.clone(),
             markup: args.markup == OnOff::On,

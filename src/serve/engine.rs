@@ -16,7 +16,7 @@ use crate::llama::{Batch, Context, Model, Sampler, SeqId, Token, TokenDecoder};
 use crate::spotlight::controller::SpotlightHook;
 use crate::spotlight::session::top_k;
 use crate::spotlight::trace::TraceSink;
-use crate::spotlight::SteerConfig;
+use crate::spotlight::{Phase, SteerConfig};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
@@ -47,6 +47,21 @@ struct Running<'m> {
     abandoned: bool,
     /// Span shares of this request's rows, when it asked for them.
     trace: Option<TraceSummary>,
+}
+
+impl Running<'_> {
+    /// The configuration this request's rows are computed under now. A request whose prompt
+    /// and reply are steered differently (`prefill_alpha`/`decode_alpha`) is in its prompt's
+    /// phase until the whole prompt is in the cache, then in its reply's; it only joins decodes
+    /// of that phase's configuration, so no row runs under the other phase's τ.
+    fn steer_now(&self) -> Option<SteerConfig> {
+        let config = self.job.steer.as_ref()?;
+        if !config.is_phased() {
+            return Some(config.clone());
+        }
+        let prompt_left = self.prefilled < self.job.prompt.tokens.len();
+        Some(config.for_phase(if prompt_left { Phase::Prefill } else { Phase::Decode }))
+    }
 }
 
 pub struct Engine<'m> {
@@ -183,9 +198,9 @@ impl<'m> Engine<'m> {
 
     /// The steering configuration of the next decode: the steered groups take turns.
     fn pick_group(&mut self) -> Option<SteerConfig> {
-        let mut groups: Vec<&SteerConfig> = Vec::new();
+        let mut groups: Vec<SteerConfig> = Vec::new();
         for running in self.slots.iter().filter_map(|s| s.running.as_ref()) {
-            if let Some(c) = &running.job.steer {
+            if let Some(c) = running.steer_now() {
                 if !groups.contains(&c) {
                     groups.push(c);
                 }
@@ -195,7 +210,7 @@ impl<'m> Engine<'m> {
             return None;
         }
         self.round = self.round.wrapping_add(1);
-        Some(groups[self.round % groups.len()].clone())
+        Some(groups.swap_remove(self.round % groups.len()))
     }
 
     fn step(&mut self) {
@@ -208,7 +223,7 @@ impl<'m> Engine<'m> {
             self.ctx.set_steer(hook);
             self.current = group.clone();
         }
-        let joins = |r: &Running| r.job.steer.is_none() || r.job.steer == group;
+        let joins = |r: &Running| r.job.steer.is_none() || r.steer_now() == group;
         let n_batch = self.ctx.params().n_batch as usize;
         self.batch.clear();
         let mut participants = Vec::new();

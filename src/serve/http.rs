@@ -8,7 +8,7 @@ use super::response::{Collected, Endpoint, ResponseMeta};
 use super::{prompt, ServeState};
 use crate::llama::SamplingParams;
 use crate::spotlight::prompt::PreparedPrompt;
-use crate::spotlight::SteerConfig;
+use crate::spotlight::{Alpha, SteerConfig};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Request, State};
@@ -271,12 +271,21 @@ fn start(
         .with_code("context_length_exceeded"));
     }
     let highlighted = prepared.span_token_positions.len();
-    let steered = !steer.alpha.is_off() && highlighted > 0;
+    let (prefill, decode) = steer.phases();
+    let steered = !(prefill.is_off() && decode.is_off()) && highlighted > 0;
     // a traced request with highlights but τ = 0 is observed: measured, not changed
     let config = (steered || (steer.trace && highlighted > 0)).then(|| SteerConfig {
         trace: steer.trace,
-        ..SteerConfig::spotlight(steer.alpha, steer.granularity, steer.layers.clone())
+        ..SteerConfig::spotlight_phased(prefill, decode, steer.granularity, steer.layers.clone())
     });
+    // through the shortest decimal form of the f32, so 0.2 is sent as 0.2
+    let number = |a: Alpha| {
+        if steered {
+            a.to_string().parse::<f64>().unwrap_or(0.0)
+        } else {
+            0.0
+        }
+    };
     let sampling = SamplingParams {
         temp: common.temperature.unwrap_or(0.8),
         top_k: common.top_k.unwrap_or(40),
@@ -294,8 +303,9 @@ fn start(
         created: now_secs(),
         model: common.model.clone().unwrap_or_else(|| state.model_name.clone()),
         spotlight: json!({
-            // through the shortest decimal form of the f32, so 0.2 is sent as 0.2
-            "alpha": if steered { steer.alpha.to_string().parse::<f64>().unwrap_or(0.0) } else { 0.0 },
+            "alpha": number(steer.alpha),
+            "prefill_alpha": number(prefill),
+            "decode_alpha": number(decode),
             "granularity": steer.granularity,
             "layers": steer.layers.to_string(),
             "highlighted_tokens": highlighted,

@@ -82,6 +82,10 @@ pub enum StopInput {
 #[serde(deny_unknown_fields)]
 pub struct SpotlightParams {
     pub alpha: Option<Alpha>,
+    /// τ for the prompt's rows / for the generated tokens' rows (default: `alpha`), as `run
+    /// --prefill-alpha/--decode-alpha`.
+    pub prefill_alpha: Option<Alpha>,
+    pub decode_alpha: Option<Alpha>,
     pub granularity: Option<Granularity>,
     pub layers: Option<String>,
     pub markup: Option<bool>,
@@ -190,11 +194,24 @@ impl StopInput {
 #[derive(Debug, Clone)]
 pub struct SteerRequest {
     pub alpha: Alpha,
+    /// Phase overrides of `alpha` (None: `alpha`).
+    pub prefill_alpha: Option<Alpha>,
+    pub decode_alpha: Option<Alpha>,
     pub granularity: Granularity,
     pub layers: LayerSelection,
     pub markup: bool,
     pub highlights: Vec<String>,
     pub trace: bool,
+}
+
+impl SteerRequest {
+    /// τ of the prompt's rows and of the generated tokens' rows.
+    pub fn phases(&self) -> (Alpha, Alpha) {
+        (
+            self.prefill_alpha.unwrap_or(self.alpha),
+            self.decode_alpha.unwrap_or(self.alpha),
+        )
+    }
 }
 
 impl SpotlightParams {
@@ -212,7 +229,13 @@ impl SpotlightParams {
                 "highlights must be non-empty substrings of the messages",
             ));
         }
+        // a request that sets `alpha` means it for both phases, unless it names a phase too; the
+        // server's phase defaults apply only to requests that leave τ alone
+        let phase =
+            |own: Option<Alpha>, default: Option<Alpha>| own.or(if self.alpha.is_some() { None } else { default });
         Ok(SteerRequest {
+            prefill_alpha: phase(self.prefill_alpha, defaults.prefill_alpha),
+            decode_alpha: phase(self.decode_alpha, defaults.decode_alpha),
             alpha: self.alpha.unwrap_or(defaults.alpha),
             granularity: self.granularity.unwrap_or(defaults.granularity),
             layers,
