@@ -54,6 +54,17 @@ fn text_of(v: &Value) -> String {
         .to_string()
 }
 
+/// The replies to chat requests sent all at once, in the order of `bodies`.
+fn post_at_once(server: &Server, bodies: &[Value]) -> Vec<String> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = bodies
+            .iter()
+            .map(|b| s.spawn(|| text_of(&server.post("/v1/chat/completions", b).1)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 #[test]
 fn chat_matches_run_streams_and_isolates_requests() {
     let _g = compute_lock();
@@ -135,13 +146,7 @@ fn chat_matches_run_streams_and_isolates_requests() {
         chat(PROMPT, 16, json!(null)),
     ];
     let expected = [&steered_ref, &plain_ref, &head_ref, &steered_ref];
-    let texts: Vec<String> = std::thread::scope(|s| {
-        let handles: Vec<_> = bodies
-            .iter()
-            .map(|b| s.spawn(|| text_of(&server.post("/v1/chat/completions", b).1)))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let texts = post_at_once(&server, &bodies);
     for (i, (got, want)) in texts.iter().zip(expected).enumerate() {
         assert_eq!(got, want, "concurrent request {i}");
     }
@@ -626,13 +631,7 @@ fn phase_alphas_match_run_alone_and_side_by_side() {
     );
     assert_eq!(alone[1]["spotlight"]["decode_alpha"].as_f64(), Some(0.2));
     assert_eq!(alone[3]["spotlight"]["prefill_alpha"].as_f64(), Some(0.0));
-    let texts: Vec<String> = std::thread::scope(|s| {
-        let handles: Vec<_> = bodies
-            .iter()
-            .map(|b| s.spawn(|| text_of(&server.post("/v1/chat/completions", b).1)))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let texts = post_at_once(&server, &bodies);
     for (i, (got, want)) in texts.iter().zip(expected).enumerate() {
         assert_eq!(got, want, "side by side, request {i}: {}", bodies[i]["spotlight"]);
     }

@@ -246,23 +246,29 @@ mod tests {
         assert_eq!(a.reasons[0], &ids[..3]);
     }
 
+    /// Annotate a single-instruction prompt in clause scope and return the highlighted texts.
+    fn clause_texts<'p>(prompt: &'p str, id: &str, kwargs: Value) -> Vec<&'p str> {
+        let ids = [id.to_string()];
+        let a = annotate_in(Scope::Clause, &Key::Int(7), prompt, &ids, &maps(&[kwargs]));
+        check_invariants(prompt, &ids, &a);
+        a.spans.iter().map(|r| &prompt[r.clone()]).collect()
+    }
+
     #[test]
     fn clause_scope_highlights_only_the_clause_of_each_instruction() {
         let p = "Write an essay about Alvin and the Chipmunks. Your response should be in English, all capital \
                  letters, contain no commas, and be fewer than 16 sentences.";
-        let clause = |id: &str, kwargs: Value| {
-            let ids = [id.to_string()];
-            let a = annotate_in(Scope::Clause, &Key::Int(7), p, &ids, &maps(&[kwargs]));
-            check_invariants(p, &ids, &a);
-            a.spans.iter().map(|r| &p[r.clone()]).collect::<Vec<_>>()
-        };
         assert_eq!(
-            clause("change_case:english_capital", json!({})),
+            clause_texts(p, "change_case:english_capital", json!({})),
             ["all capital letters"]
         );
-        assert_eq!(clause("punctuation:no_comma", json!({})), ["contain no commas"]);
         assert_eq!(
-            clause(
+            clause_texts(p, "punctuation:no_comma", json!({})),
+            ["contain no commas"]
+        );
+        assert_eq!(
+            clause_texts(
+                p,
                 "length_constraints:number_sentences",
                 json!({"relation": "less than", "num_sentences": 16})
             ),
@@ -270,29 +276,13 @@ mod tests {
         );
         // a keyword list cut by its commas stays one highlight; a quoted phrase is never cut
         let k = "Write a poem. It must include the keywords \"apple\", \"pear\" and \"plum\", and rhyme.";
-        let ids = ["keywords:existence".to_string()];
-        let a = annotate_in(
-            Scope::Clause,
-            &Key::Int(1),
-            k,
-            &ids,
-            &maps(&[json!({"keywords": ["apple", "pear", "plum"]})]),
-        );
         assert_eq!(
-            a.spans.iter().map(|r| &k[r.clone()]).collect::<Vec<_>>(),
+            clause_texts(k, "keywords:existence", json!({"keywords": ["apple", "pear", "plum"]})),
             ["It must include the keywords \"apple\", \"pear\" and \"plum\""]
         );
         let d = "Write 2 paragraphs. Separate the paragraphs with the markdown divider: ***";
-        let ids = ["length_constraints:number_paragraphs".to_string()];
-        let a = annotate_in(
-            Scope::Clause,
-            &Key::Int(3),
-            d,
-            &ids,
-            &maps(&[json!({"num_paragraphs": 2})]),
-        );
         assert_eq!(
-            a.spans.iter().map(|r| &d[r.clone()]).collect::<Vec<_>>(),
+            clause_texts(d, "length_constraints:number_paragraphs", json!({"num_paragraphs": 2})),
             [
                 "Write 2 paragraphs.",
                 "Separate the paragraphs with the markdown divider: ***"
@@ -300,16 +290,12 @@ mod tests {
             "the divider the clause introduces stays in"
         );
         let e = "Tell a story, then finish with the exact phrase \"Any other questions, friend?\".";
-        let ids = ["startend:end_checker".to_string()];
-        let a = annotate_in(
-            Scope::Clause,
-            &Key::Int(2),
-            e,
-            &ids,
-            &maps(&[json!({"end_phrase": "Any other questions, friend?"})]),
-        );
         assert_eq!(
-            a.spans.iter().map(|r| &e[r.clone()]).collect::<Vec<_>>(),
+            clause_texts(
+                e,
+                "startend:end_checker",
+                json!({"end_phrase": "Any other questions, friend?"})
+            ),
             ["then finish with the exact phrase \"Any other questions, friend?\"."]
         );
     }
