@@ -377,15 +377,22 @@ mod tests {
         kwargs: Vec<Map<String, Value>>,
     }
 
-    #[test]
-    fn all_ifeval_prompts() {
+    /// The IFEval data set ($IFEVAL_DATA, or the shared copy beside the project).
+    fn ifeval_lines() -> Vec<Line> {
         let path = std::env::var("IFEVAL_DATA")
             .unwrap_or_else(|_| format!("{}/../shared/data/ifeval/input_data.jsonl", env!("CARGO_MANIFEST_DIR")));
         let data = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("IFEval data not found at {path} ({e}); set IFEVAL_DATA"));
+        data.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("valid IFEval line"))
+            .collect()
+    }
+
+    #[test]
+    fn all_ifeval_prompts() {
         let (mut prompts, mut pairs, mut found) = (0, 0, 0);
-        for line in data.lines().filter(|l| !l.trim().is_empty()) {
-            let l: Line = serde_json::from_str(line).expect("valid IFEval line");
+        for l in ifeval_lines() {
             let a = annotate(&l.key, &l.prompt, &l.instruction_id_list, &l.kwargs);
             assert_eq!(a.key, l.key);
             check_invariants(&l.prompt, &l.instruction_id_list, &a);
@@ -414,13 +421,8 @@ mod tests {
 
     #[test]
     fn clause_scope_on_all_ifeval_prompts_keeps_coverage_and_stays_inside_the_sentences() {
-        let path = std::env::var("IFEVAL_DATA")
-            .unwrap_or_else(|_| format!("{}/../shared/data/ifeval/input_data.jsonl", env!("CARGO_MANIFEST_DIR")));
-        let data = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("IFEval data not found at {path} ({e}); set IFEVAL_DATA"));
         let (mut sentence_bytes, mut clause_bytes, mut tighter) = (0usize, 0usize, 0usize);
-        for line in data.lines().filter(|l| !l.trim().is_empty()) {
-            let l: Line = serde_json::from_str(line).expect("valid IFEval line");
+        for l in ifeval_lines() {
             let s = annotate(&l.key, &l.prompt, &l.instruction_id_list, &l.kwargs);
             let c = annotate_in(Scope::Clause, &l.key, &l.prompt, &l.instruction_id_list, &l.kwargs);
             check_invariants(&l.prompt, &l.instruction_id_list, &c);
