@@ -1,6 +1,6 @@
-//! `spotlight multiturn` on the default model: the conversation files, the report, pairing of the
-//! conditions (same conversations and user turns), resume after a torn line, steering that
-//! changes replies, and errors for bad options.
+//! `spotlight multiturn` on the default model: the conversation files, the per-reply verdicts, the
+//! report, pairing of the conditions (same conversations and user turns), resume after a torn
+//! line, steering that changes replies, and errors for bad options.
 
 mod common;
 
@@ -88,6 +88,34 @@ fn multiturn_writes_paired_conversations_and_a_report_and_resumes() {
             let loose = t["loose"].as_f64().unwrap();
             // 3 conversations: every share is a multiple of 1/3
             assert!(((loose * 3.0) - (loose * 3.0).round()).abs() < 1e-9, "{t}");
+        }
+    }
+    // every reply's verdict, keyed conversation/turn, adds up to the report's share per turn
+    for (c, slug) in conditions.iter().zip(["baseline", "spotlight-0.3-layer"]) {
+        let scores = read_jsonl(&dir.join(format!("scores-{slug}.jsonl")));
+        let conversations = read_jsonl(&dir.join(format!("multiturn-{slug}.jsonl")));
+        assert_eq!(scores.len(), 9, "3 conversations × 3 replies");
+        for (i, s) in scores.iter().enumerate() {
+            let conversation = &conversations[i / 3];
+            assert_eq!(
+                s["key"].as_str().unwrap(),
+                format!("{}/t{}", conversation["key"], i % 3 + 1)
+            );
+            assert_eq!(s["instruction_id_list"][0], conversation["instruction_id"]);
+        }
+        for (t, stats) in c["turns"].as_array().unwrap().iter().enumerate() {
+            let kept = scores
+                .iter()
+                .skip(t)
+                .step_by(3)
+                .filter(|s| s["follow_instruction_list_loose"][0] == true)
+                .count();
+            assert_eq!(
+                kept as f64 / 3.0,
+                stats["loose"].as_f64().unwrap(),
+                "{slug} turn {}",
+                t + 1
+            );
         }
     }
     let md = std::fs::read_to_string(dir.join("multiturn.md")).unwrap();

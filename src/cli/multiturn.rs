@@ -2,7 +2,8 @@
 //! claim). Each conversation runs through `Chat`, so the KV cache of earlier turns is reused and
 //! the turn-1 highlights stay steered while the model answers later turns. Replies are written as
 //! they arrive (`multiturn-<condition>.jsonl`, one line per finished conversation; a rerun resumes),
-//! then scored against the turn-1 instruction and reported per turn.
+//! then scored against the turn-1 instruction (`scores-<condition>.jsonl`, one line per reply) and
+//! reported per turn.
 
 use super::args::ModelArgs;
 use anyhow::{bail, Context as _};
@@ -11,7 +12,7 @@ use spotlight::eval::condition::{parse_conditions, Condition};
 use spotlight::eval::data;
 use spotlight::eval::key::Key;
 use spotlight::eval::multiturn::report::{build, render_markdown, ConditionTurns};
-use spotlight::eval::multiturn::{build_set, check_reply, Conversation};
+use spotlight::eval::multiturn::{build_set, check_reply, Conversation, TurnVerdict};
 use spotlight::llama::{ChatTemplate, ContextParams, FlashAttn};
 use spotlight::spotlight::markup::{self, Highlighted};
 use spotlight::spotlight::markup_writer::to_markup;
@@ -49,7 +50,8 @@ pub struct MultiturnArgs {
     /// Only score the replies already in --out (no model computation).
     #[arg(long)]
     pub score_only: bool,
-    /// Output directory (multiturn-*.jsonl, multiturn.md, multiturn.json); reruns resume.
+    /// Output directory (multiturn-*.jsonl, scores-*.jsonl, multiturn.md, multiturn.json); reruns
+    /// resume.
     #[arg(short = 'o', long, default_value = "multiturn-out")]
     pub out: PathBuf,
     #[arg(short = 'q', long)]
@@ -67,6 +69,37 @@ struct ConversationLine {
     key: Key,
     instruction_id: String,
     turns: Vec<TurnLine>,
+}
+
+/// One line of `scores-<condition>.jsonl`: one reply's verdict on its conversation's turn-1
+/// instruction, keyed `<conversation key>/t<turn>` and with the fields of `eval`'s score lines
+/// (the official evaluator's names), so `scripts/official-ifeval/check-multiturn.sh` can compare
+/// every verdict with the official verifiers'. A conversation has exactly one instruction.
+#[derive(serde::Serialize)]
+struct TurnScoreLine<'a> {
+    key: String,
+    instruction_id_list: [&'a str; 1],
+    follow_instruction_list_strict: [bool; 1],
+    follow_instruction_list_loose: [bool; 1],
+}
+
+/// Every reply's verdict of one condition, conversations in the set's order (rewritten on every
+/// scoring, like the report).
+fn write_turn_scores(path: &Path, set: &[Conversation], verdicts: &[Vec<TurnVerdict>]) -> anyhow::Result<()> {
+    let mut out = String::new();
+    for (conversation, turns) in set.iter().zip(verdicts) {
+        for (t, v) in turns.iter().enumerate() {
+            let line = TurnScoreLine {
+                key: format!("{}/t{}", conversation.key, t + 1),
+                instruction_id_list: [conversation.instruction.instruction_id_list[0].as_str()],
+                follow_instruction_list_strict: [v.strict],
+                follow_instruction_list_loose: [v.loose],
+            };
+            out.push_str(&serde_json::to_string(&line)?);
+            out.push('\n');
+        }
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Finished conversations of one condition's file, by key; a torn last line is dropped.
@@ -205,6 +238,11 @@ pub fn multiturn(args: &MultiturnArgs) -> anyhow::Result<()> {
                 .collect::<Result<Vec<_>, _>>()?;
             conversations.push(verdicts);
         }
+        write_turn_scores(
+            &args.out.join(format!("scores-{}.jsonl", condition.slug())),
+            &set,
+            &conversations,
+        )?;
         per_condition.push(ConditionTurns {
             name: condition.to_string(),
             conversations,
