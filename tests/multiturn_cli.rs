@@ -143,6 +143,28 @@ fn multiturn_writes_paired_conversations_and_a_report_and_resumes() {
         err.contains("multiturn-spotlight-0.1-layer.jsonl has 0 of 3 conversations"),
         "{err}"
     );
+
+    // a repetition penalty: recorded per conversation, changes replies, never mixed on resume
+    let out = multiturn(&dir, &["--conditions", "baseline", "--repeat-penalty", "1.3"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("was generated with repeat penalty 1, --repeat-penalty is 1.3 (use another --out)"),
+        "{err}"
+    );
+    let penalised_dir = dir.join("penalty");
+    let out = multiturn(&penalised_dir, &["--conditions", "baseline", "--repeat-penalty", "1.3"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let penalised = read_jsonl(&penalised_dir.join("multiturn-baseline.jsonl"));
+    assert!(base.iter().all(|c| c.get("repeat_penalty").is_none()));
+    assert!(penalised.iter().all(|c| c["repeat_penalty"] == 1.3));
+    let replies = |lines: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        lines
+            .iter()
+            .flat_map(|c| c["turns"].as_array().unwrap().iter().map(|t| t["reply"].clone()))
+            .collect()
+    };
+    assert_ne!(replies(&penalised), replies(&base), "penalty 1.3 changed no reply");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

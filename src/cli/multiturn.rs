@@ -42,6 +42,10 @@ pub struct MultiturnArgs {
     /// Maximum tokens per reply.
     #[arg(long, default_value_t = 160)]
     pub max_tokens: usize,
+    /// Repetition penalty over the last 64 tokens (1.0 = off), with greedy decoding. Each
+    /// conversation's line records it, and a rerun with another value is refused.
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
     /// Seed of the subset, the follow-up tasks and the bootstrap.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -68,6 +72,9 @@ struct TurnLine {
 struct ConversationLine {
     key: Key,
     instruction_id: String,
+    /// Absent (1.0, off) in files written before the option existed and when off.
+    #[serde(default = "no_penalty", skip_serializing_if = "is_no_penalty")]
+    repeat_penalty: f32,
     turns: Vec<TurnLine>,
 }
 
@@ -100,6 +107,14 @@ fn write_turn_scores(path: &Path, set: &[Conversation], verdicts: &[Vec<TurnVerd
         }
     }
     std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+}
+
+fn no_penalty() -> f32 {
+    1.0
+}
+
+fn is_no_penalty(p: &f32) -> bool {
+    *p == 1.0
 }
 
 /// Finished conversations of one condition's file, by key; a torn last line is dropped.
@@ -146,6 +161,12 @@ pub fn multiturn(args: &MultiturnArgs) -> anyhow::Result<()> {
     if args.max_tokens == 0 || args.conversations == 0 {
         bail!("--max-tokens and --conversations must be at least 1");
     }
+    if !(args.repeat_penalty > 0.0 && args.repeat_penalty.is_finite()) {
+        bail!(
+            "--repeat-penalty must be a positive number (1.0 = off), got {}",
+            args.repeat_penalty
+        );
+    }
     let items = data::load(&args.data)?;
     let set = build_set(&items, args.conversations, args.turns, args.seed)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -154,6 +175,15 @@ pub fn multiturn(args: &MultiturnArgs) -> anyhow::Result<()> {
     for condition in &conditions {
         let path = args.out.join(format!("multiturn-{}.jsonl", condition.slug()));
         let mut done = read_done(&path)?;
+        if let Some(c) = done.values().find(|c| c.repeat_penalty != args.repeat_penalty) {
+            bail!(
+                "{}: conversation {} was generated with repeat penalty {}, --repeat-penalty is {} (use another --out)",
+                path.display(),
+                c.key,
+                c.repeat_penalty,
+                args.repeat_penalty
+            );
+        }
         let todo: Vec<&Conversation> = set.iter().filter(|c| !done.contains_key(&c.key)).collect();
         if args.score_only && !todo.is_empty() {
             bail!(
@@ -187,7 +217,8 @@ pub fn multiturn(args: &MultiturnArgs) -> anyhow::Result<()> {
             let session = Session::new(model, params, steer)?;
             let template = ChatTemplate::from_model(model)?;
             let mut chat = Chat::new(session, Some(template), None);
-            let options = GenerateOptions::greedy(args.max_tokens);
+            let mut options = GenerateOptions::greedy(args.max_tokens);
+            options.sampling.repeat_penalty = args.repeat_penalty;
             let mut file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -209,6 +240,7 @@ pub fn multiturn(args: &MultiturnArgs) -> anyhow::Result<()> {
                 let line = ConversationLine {
                     key: conversation.key.clone(),
                     instruction_id: conversation.instruction.instruction_id_list[0].clone(),
+                    repeat_penalty: args.repeat_penalty,
                     turns,
                 };
                 writeln!(file, "{}", serde_json::to_string(&line)?)
