@@ -118,38 +118,24 @@ fn bad_option_values() {
         "token",
     );
     let out = std::env::temp_dir().join(format!("spotlight-cli-eval-{}", std::process::id()));
-    assert_fails(
-        &spotlight(&[
-            "eval",
-            "--model",
-            m,
-            "--data",
-            "prompts.jsonl",
-            "--repeat-penalty",
-            "0",
-            "--out",
-            out.to_str().unwrap(),
-        ]),
-        1,
-        "--repeat-penalty must be a positive number",
-    );
-    assert!(!out.exists(), "nothing is written for a rejected option");
-    assert_fails(
-        &spotlight(&[
-            "multiturn",
-            "--model",
-            m,
-            "--data",
-            "prompts.jsonl",
-            "--repeat-penalty",
-            "0",
-            "--out",
-            out.to_str().unwrap(),
-        ]),
-        1,
-        "--repeat-penalty must be a positive number (1.0 = off), got 0",
-    );
-    assert!(!out.exists(), "nothing is written for a rejected option");
+    for command in ["eval", "multiturn"] {
+        assert_fails(
+            &spotlight(&[
+                command,
+                "--model",
+                m,
+                "--data",
+                "prompts.jsonl",
+                "--repeat-penalty",
+                "0",
+                "--out",
+                out.to_str().unwrap(),
+            ]),
+            1,
+            "--repeat-penalty must be a positive number (1.0 = off), got 0",
+        );
+        assert!(!out.exists(), "{command}: nothing is written for a rejected option");
+    }
 }
 
 /// τ ≥ 1 used to pass `chat --alpha` unchecked (and the model emitted garbage); every command
