@@ -81,6 +81,14 @@ fn multiturn_writes_paired_conversations_and_a_report_and_resumes() {
     );
     let conditions = report["conditions"].as_array().unwrap();
     assert_eq!(conditions.len(), 2);
+    // the paired drop comparison is the difference of the two drops
+    assert!(conditions[0]["drop_shrink_vs_baseline_pp"].is_null());
+    let shrink = conditions[1]["drop_shrink_vs_baseline_pp"].as_f64().unwrap();
+    let drops = (
+        conditions[0]["drop_pp"].as_f64().unwrap(),
+        conditions[1]["drop_pp"].as_f64().unwrap(),
+    );
+    assert!((shrink - (drops.0 - drops.1)).abs() < 1e-9, "{shrink} vs {drops:?}");
     for c in conditions {
         let turns = c["turns"].as_array().unwrap();
         assert_eq!(turns.len(), 3);

@@ -6,7 +6,9 @@
 //! or answers in a word would "keep" most rules.
 
 use super::TurnVerdict;
-use crate::eval::report::{bootstrap, mcnemar_exact, median, p_value, pct, Interval, BOOTSTRAP_RESAMPLES};
+use crate::eval::report::{
+    bootstrap, bootstrap_mean, mcnemar_exact, median, p_value, pct, Interval, BOOTSTRAP_RESAMPLES,
+};
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -42,6 +44,11 @@ pub struct ConditionCurve {
     pub drop_ci_pp: Interval,
     /// The drop relative to turn 1's compliance, in percent (the paper's 18.2 % → 9.3 % form).
     pub drop_relative_pct: Option<f64>,
+    /// The baseline's drop minus this condition's, in percentage points (positive: the rule
+    /// lasts better than in the baseline), with a paired bootstrap interval over conversations
+    /// (each contributes its own difference of differences); None for the baseline.
+    pub drop_shrink_vs_baseline_pp: Option<f64>,
+    pub drop_shrink_ci_pp: Option<Interval>,
 }
 
 #[derive(Debug, Serialize)]
@@ -122,6 +129,23 @@ pub fn build(conditions: &[ConditionTurns], seed: u64) -> Result<MultiTurnReport
         // bootstrap(base, cond) gives cond − base: last − first, negated into a drop
         let (diff_ci, _) = bootstrap(&first_turn, &last_turn, seed, BOOTSTRAP_RESAMPLES);
         let (f, l) = (share(&first_turn), share(&last_turn));
+        let (shrink, shrink_ci) = if std::ptr::eq(c, base) {
+            (None, None)
+        } else {
+            let (bf, bl) = (column(base, 0, |v| v.loose), column(base, turns - 1, |v| v.loose));
+            let per_conversation: Vec<i64> = (0..n)
+                .map(|i| (i64::from(bf[i]) - i64::from(bl[i])) - (i64::from(first_turn[i]) - i64::from(last_turn[i])))
+                .collect();
+            let ci = bootstrap_mean(&per_conversation, seed, BOOTSTRAP_RESAMPLES);
+            let mean = per_conversation.iter().sum::<i64>() as f64 / n as f64;
+            (
+                Some(100.0 * mean),
+                Some(Interval {
+                    low: 100.0 * ci.low + 0.0,
+                    high: 100.0 * ci.high + 0.0,
+                }),
+            )
+        };
         curves.push(ConditionCurve {
             name: c.name.clone(),
             turns: stats,
@@ -132,6 +156,8 @@ pub fn build(conditions: &[ConditionTurns], seed: u64) -> Result<MultiTurnReport
                 high: -100.0 * diff_ci.low + 0.0,
             },
             drop_relative_pct: (f > 0.0).then(|| 100.0 * (f - l) / f),
+            drop_shrink_vs_baseline_pp: shrink,
+            drop_shrink_ci_pp: shrink_ci,
         });
     }
     Ok(MultiTurnReport {
@@ -191,6 +217,12 @@ pub fn render_markdown(report: &MultiTurnReport, command: &str) -> String {
             if let (Some(d), Some(p)) = (t.delta_vs_baseline_pp, t.mcnemar_p) {
                 let _ = writeln!(md, "| {} | {} | {d:+.1} | {} |", c.name, t.turn, p_value(p));
             }
+        }
+    }
+    md.push_str("\nThe drop from turn 1 to the last turn against the baseline's (the baseline's drop minus the condition's: positive when the rule lasts better), paired over conversations:\n\n| condition | baseline's drop − drop [95% CI] |\n|---|--:|\n");
+    for c in &report.conditions {
+        if let (Some(d), Some(ci)) = (c.drop_shrink_vs_baseline_pp, c.drop_shrink_ci_pp) {
+            let _ = writeln!(md, "| {} | {d:+.1} pp [{:+.1}, {:+.1}] |", c.name, ci.low, ci.high);
         }
     }
     md.push_str("\n## Controls per turn\n\nStrict compliance, looping replies (≥ 30 words, < 30% distinct word trigrams), replies that keep the rule without looping, and median words.\n\n| condition | turn | strict | looping | kept, not looping | median words |\n|---|--:|--:|--:|--:|--:|\n");
@@ -264,12 +296,21 @@ mod tests {
         assert!(b.turns[0].delta_vs_baseline_pp.is_none());
         let s = &r.conditions[1];
         assert_eq!(s.drop_pp, 0.0);
+        assert!(b.drop_shrink_vs_baseline_pp.is_none() && b.drop_shrink_ci_pp.is_none());
+        // per conversation (base drop − steered drop): 1, 1, 0, 0 → mean 0.5
+        assert!((s.drop_shrink_vs_baseline_pp.unwrap() - 50.0).abs() < 1e-9);
+        let ci = s.drop_shrink_ci_pp.unwrap();
+        assert!(
+            0.0 <= ci.low && ci.low <= 50.0 && 50.0 <= ci.high && ci.high <= 100.0,
+            "{ci:?}"
+        );
         assert!((s.turns[2].delta_vs_baseline_pp.unwrap() - 50.0).abs() < 1e-9);
         // 2 conversations keep the rule only when steered, none only in the baseline
         assert!((s.turns[2].mcnemar_p.unwrap() - 0.5).abs() < 1e-12);
         let md = render_markdown(&r, "spotlight multiturn …");
         assert!(md.contains("| baseline | 75.0%"), "{md}");
         assert!(md.contains("+50.0 pp"), "{md}");
+        assert!(md.contains("| spotlight:0.2:layer | +50.0 pp ["), "{md}");
     }
 
     #[test]

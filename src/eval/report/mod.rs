@@ -33,9 +33,9 @@ pub use aggregate::build_report;
 pub use chart::plot_accuracy;
 pub use markdown::render_markdown;
 pub(crate) use markdown::{p_value, pct};
-pub(crate) use stats::bootstrap;
 pub use stats::mcnemar_exact;
 pub(crate) use stats::median;
+pub(crate) use stats::{bootstrap, bootstrap_mean};
 pub use types::{
     BaselineComparison, CategoryAccuracy, ConditionReport, ConditionResults, Interval, LengthFree, LengthInstruction,
     Looping, PromptResult, Report, ReportError,

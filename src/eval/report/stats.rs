@@ -61,6 +61,24 @@ pub(crate) fn bootstrap(base: &[bool], cond: &[bool], seed: u64, resamples: usiz
     (interval(&diffs), interval(&accs))
 }
 
+/// Percentile bootstrap of the mean of small integers, one per unit resampled (per
+/// conversation, e.g. a difference of differences in −2..=2): the same resampling and quantiles
+/// as [`bootstrap`], for a statistic that is not one proportion minus another.
+pub(crate) fn bootstrap_mean(values: &[i64], seed: u64, resamples: usize) -> Interval {
+    assert!(!values.is_empty() && resamples > 0);
+    let n = values.len();
+    let mut rng = SplitMix64(seed);
+    let mut sums: Vec<i64> = (0..resamples)
+        .map(|_| (0..n).map(|_| values[rng.below(n)]).sum())
+        .collect();
+    sums.sort_unstable();
+    let tail = (1.0 - CONFIDENCE) / 2.0;
+    Interval {
+        low: quantile(&sums, tail, n),
+        high: quantile(&sums, 1.0 - tail, n),
+    }
+}
+
 /// Exact two-sided McNemar test: with `b` and `c` the two kinds of discordant pairs, under the
 /// null each discordant pair goes either way with probability 1/2, so
 /// p = min(1, 2·P(X ≤ min(b, c))) for X ~ Bin(b + c, 1/2).
@@ -166,6 +184,23 @@ mod tests {
         );
         let mut rng = SplitMix64(9);
         assert!((0..10_000).all(|_| rng.below(7) < 7));
+    }
+
+    #[test]
+    fn mean_bootstrap_agrees_with_the_paired_one_on_differences() {
+        // cond − base per unit, as integers, is what the paired bootstrap resamples: with the
+        // same seed both draw the same units, so the intervals are identical.
+        let base: Vec<bool> = (0..120).map(|i| i % 2 == 0).collect();
+        let cond: Vec<bool> = (0..120).map(|i| i % 3 != 0).collect();
+        let diffs: Vec<i64> = base
+            .iter()
+            .zip(&cond)
+            .map(|(b, c)| i64::from(*c) - i64::from(*b))
+            .collect();
+        let (paired, _) = bootstrap(&base, &cond, 7, 2000);
+        assert_eq!(bootstrap_mean(&diffs, 7, 2000), paired);
+        let constant = bootstrap_mean(&[2, 2, 2], 1, 100);
+        assert_eq!((constant.low, constant.high), (2.0, 2.0));
     }
 
     #[test]
