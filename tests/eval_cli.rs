@@ -184,6 +184,37 @@ fn eval_writes_responses_and_report_resumes_and_batches_like_solo() {
     );
     let resumed = read_jsonl(&path);
     assert_eq!(resumed.len(), 10);
+    let decoding = serde_json::json!({"max_tokens": 32, "temp": 0.0, "repeat_penalty": 1.0});
+    assert!(
+        resumed.iter().all(|l| l["decoding"] == decoding),
+        "every line records its decoding"
+    );
+    // adding replies decoded otherwise is refused and writes nothing; rescoring is not
+    std::fs::write(&path, kept.join("\n") + "\n").unwrap();
+    let before = std::fs::read_to_string(&path).unwrap();
+    let _g = compute_lock();
+    let other = Command::new(bin())
+        .args(["eval", "--quiet", "--model", model_path().to_str().unwrap()])
+        .args([
+            "--data",
+            shared_dir().join("data/ifeval/input_data.jsonl").to_str().unwrap(),
+        ])
+        .args(["--limit", "10", "--max-tokens", "32", "--repeat-penalty", "1.3"])
+        .args(["--conditions", "spotlight:0.1", "--out", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    drop(_g);
+    assert_eq!(other.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        err.contains("responses-spotlight-0.1-layer.jsonl: key ")
+            && err.contains("was decoded with --max-tokens 32 --temp 0 --repeat-penalty 1, this run asks for --max-tokens 32 --temp 0 --repeat-penalty 1.3 (use another --out)"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+    eval(&dir, conditions, "4");
+    let resumed = read_jsonl(&path);
+    assert_eq!(resumed.len(), 10);
     let mut keys: Vec<i64> = resumed.iter().map(|l| l["key"].as_i64().unwrap()).collect();
     keys.sort();
     keys.dedup();

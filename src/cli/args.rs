@@ -260,7 +260,8 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 0.0)]
     pub temp: f32,
     /// Repetition penalty over the last 64 tokens (1.0 = off), also with greedy decoding.
-    /// Responses files do not record it: use a separate --out for each value.
+    /// Responses files record it (with --max-tokens, --temp and a sampling --seed): adding
+    /// replies to a file decoded otherwise is refused.
     #[arg(long, default_value_t = 1.0)]
     pub repeat_penalty: f32,
     /// Prompts decoded at once as parallel sequences of one batch (continuous batching: a

@@ -12,7 +12,7 @@ use spotlight::eval::ifeval;
 use spotlight::eval::key::Key;
 use spotlight::eval::repetition::is_looping;
 use spotlight::eval::report::{build_report, plot_accuracy, render_markdown, ConditionResults, PromptResult};
-use spotlight::eval::responses::{ResponseFile, ResponseLine};
+use spotlight::eval::responses::{Decoding, ResponseFile, ResponseLine};
 use spotlight::eval::subset::seeded_subset;
 use spotlight::llama::{ChatTemplate, ContextParams, FlashAttn, SamplingParams};
 use spotlight::spotlight::markup::{self, Highlighted};
@@ -157,6 +157,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         cancel: None,
     };
 
+    let decoding = Decoding::new(args.max_tokens, args.temp, args.repeat_penalty, args.seed);
     let mut files = Vec::new();
     for (ci, condition) in conditions.iter().enumerate() {
         let path = args.out.join(format!("responses-{}.jsonl", condition.slug()));
@@ -169,6 +170,13 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         }
         let mut file = ResponseFile::open(&path)?;
         let todo: Vec<usize> = (0..items.len()).filter(|&i| !file.contains(&items[i].key)).collect();
+        // rescoring reads any file; adding replies to one decoded otherwise would mix two runs
+        if let (false, Some((key, theirs))) = (todo.is_empty(), file.decoded_otherwise(&decoding)) {
+            bail!(
+                "{}: key {key} was decoded with {theirs}, this run asks for {decoding} (use another --out)",
+                file.path().display()
+            );
+        }
         if args.score_only && !todo.is_empty() {
             bail!(
                 "--score-only: {} has {} of {} responses (first missing key: {})",
@@ -199,6 +207,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
                     key: item.key.clone(),
                     prompt: item.prompt.clone(),
                     response: out.text,
+                    decoding: Some(decoding),
                 })?;
                 bar.inc(1);
                 Ok(())

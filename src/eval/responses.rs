@@ -1,5 +1,7 @@
 //! `responses-<condition>.jsonl` files (`key`, `prompt`, `response`: the official IFEval
 //! evaluator's input format), written as responses arrive so an interrupted run can resume.
+//! Each line also records how it was decoded, so a resumed run cannot mix settings (the
+//! official evaluator ignores the extra field).
 
 use super::key::Key;
 use serde::{Deserialize, Serialize};
@@ -12,6 +14,46 @@ pub struct ResponseLine {
     pub key: Key,
     pub prompt: String,
     pub response: String,
+    /// Absent in files written before it was recorded (those lines are not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoding: Option<Decoding>,
+}
+
+/// The options that decide a reply besides the prompt and the condition.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Decoding {
+    pub max_tokens: usize,
+    pub temp: f32,
+    pub repeat_penalty: f32,
+    /// Only when sampling (temp > 0): greedy replies do not depend on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl Decoding {
+    pub fn new(max_tokens: usize, temp: f32, repeat_penalty: f32, seed: u64) -> Self {
+        Self {
+            max_tokens,
+            temp,
+            repeat_penalty,
+            seed: (temp > 0.0).then_some(seed),
+        }
+    }
+}
+
+/// As the command-line options that give it.
+impl std::fmt::Display for Decoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "--max-tokens {} --temp {} --repeat-penalty {}",
+            self.max_tokens, self.temp, self.repeat_penalty
+        )?;
+        if let Some(seed) = self.seed {
+            write!(f, " --seed {seed}")?;
+        }
+        Ok(())
+    }
 }
 
 /// An append-only responses file; reopening it keeps what is there (minus a torn last line).
@@ -58,6 +100,13 @@ impl ResponseFile {
         self.done.get(key)
     }
 
+    /// The first line (by key) recorded with other decoding options than `decoding`.
+    pub fn decoded_otherwise(&self, decoding: &Decoding) -> Option<(&Key, Decoding)> {
+        self.done
+            .iter()
+            .find_map(|(k, l)| l.decoding.filter(|d| d != decoding).map(|d| (k, d)))
+    }
+
     pub fn append(&mut self, line: ResponseLine) -> std::io::Result<()> {
         let mut text = serde_json::to_string(&line).map_err(std::io::Error::other)?;
         text.push('\n');
@@ -93,6 +142,7 @@ mod tests {
             key: Key::Int(2),
             prompt: "q".into(),
             response: "s".into(),
+            decoding: None,
         })
         .unwrap();
         let reopened = ResponseFile::open(&path).unwrap();
@@ -112,6 +162,7 @@ mod tests {
                 key,
                 prompt: "p".into(),
                 response,
+                decoding: None,
             })
             .unwrap();
         }
@@ -126,6 +177,43 @@ mod tests {
         assert!(reopened.contains(&Key::from("1")) && !reopened.contains(&Key::Int(1)));
         // Reopening rewrote nothing.
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn decoding_is_recorded_and_a_different_one_is_found() {
+        let dir = temp_dir("decoding");
+        let path = dir.join("responses-baseline.jsonl");
+        // a line from before the field existed, then one that records its decoding
+        std::fs::write(&path, "{\"key\":1,\"prompt\":\"p\",\"response\":\"r\"}\n").unwrap();
+        let greedy = Decoding::new(384, 0.0, 1.1, 7);
+        assert_eq!(greedy.seed, None, "greedy replies do not depend on the seed");
+        let mut f = ResponseFile::open(&path).unwrap();
+        f.append(ResponseLine {
+            key: Key::Int(2),
+            prompt: "q".into(),
+            response: "s".into(),
+            decoding: Some(greedy),
+        })
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with(r#""decoding":{"max_tokens":384,"temp":0.0,"repeat_penalty":1.1}}"#),
+            "{text}"
+        );
+        let f = ResponseFile::open(&path).unwrap();
+        assert!(f.decoded_otherwise(&Decoding::new(384, 0.0, 1.1, 99)).is_none());
+        let other = Decoding::new(384, 0.0, 1.0, 7);
+        let (key, found) = f.decoded_otherwise(&other).unwrap();
+        assert_eq!((key, found), (&Key::Int(2), greedy));
+        assert_eq!(found.to_string(), "--max-tokens 384 --temp 0 --repeat-penalty 1.1");
+        assert_eq!(
+            Decoding::new(64, 0.8, 1.0, 3).to_string(),
+            "--max-tokens 64 --temp 0.8 --repeat-penalty 1 --seed 3"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
