@@ -153,19 +153,25 @@ fn multiturn_writes_paired_conversations_and_a_report_and_resumes() {
     );
 
     // a repetition penalty: recorded per conversation, changes replies, never mixed on resume
+    let base_path = dir.join("multiturn-baseline.jsonl");
+    let text = std::fs::read_to_string(&base_path).unwrap();
+    let two = text.lines().take(2).collect::<Vec<_>>().join("\n") + "\n";
+    std::fs::write(&base_path, &two).unwrap();
     let out = multiturn(&dir, &["--conditions", "baseline", "--repeat-penalty", "1.3"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("was generated with repeat penalty 1, --repeat-penalty is 1.3 (use another --out)"),
+        err.contains("was decoded with --max-tokens 24 --temp 0 --repeat-penalty 1, this run asks for --max-tokens 24 --temp 0 --repeat-penalty 1.3 (use another --out)"),
         "{err}"
     );
+    assert_eq!(std::fs::read_to_string(&base_path).unwrap(), two, "nothing added");
     let penalised_dir = dir.join("penalty");
     let out = multiturn(&penalised_dir, &["--conditions", "baseline", "--repeat-penalty", "1.3"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let penalised = read_jsonl(&penalised_dir.join("multiturn-baseline.jsonl"));
-    assert!(base.iter().all(|c| c.get("repeat_penalty").is_none()));
-    assert!(penalised.iter().all(|c| c["repeat_penalty"] == 1.3));
+    let decoded = |penalty: f64| serde_json::json!({"max_tokens": 24, "temp": 0.0, "repeat_penalty": penalty});
+    assert!(base.iter().all(|c| c["decoding"] == decoded(1.0)));
+    assert!(penalised.iter().all(|c| c["decoding"] == decoded(1.3)));
     let replies = |lines: &[serde_json::Value]| -> Vec<serde_json::Value> {
         lines
             .iter()

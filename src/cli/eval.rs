@@ -98,12 +98,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     if args.parallel == 0 || args.max_tokens == 0 {
         bail!("--parallel and --max-tokens must be at least 1");
     }
-    if !(args.repeat_penalty > 0.0 && args.repeat_penalty.is_finite()) {
-        bail!(
-            "--repeat-penalty must be a positive number (1.0 = off), got {}",
-            args.repeat_penalty
-        );
-    }
+    super::check_repeat_penalty(args.repeat_penalty)?;
     let mut items = data::load(&args.data)?;
     if let Some(n) = args.subset {
         if n == 0 {

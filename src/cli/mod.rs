@@ -63,6 +63,15 @@ fn with_hint(err: anyhow::Error, hint: fn(&LlamaError) -> Option<&'static str>) 
 }
 
 /// Threads to use: the given number, else every core.
+/// `--repeat-penalty` as `eval` and `multiturn` accept it: a positive, finite factor.
+pub(crate) fn check_repeat_penalty(penalty: f32) -> anyhow::Result<()> {
+    if penalty > 0.0 && penalty.is_finite() {
+        Ok(())
+    } else {
+        anyhow::bail!("--repeat-penalty must be a positive number (1.0 = off), got {penalty}")
+    }
+}
+
 pub(crate) fn threads(requested: Option<i32>) -> i32 {
     requested.unwrap_or_else(|| {
         std::thread::available_parallelism()

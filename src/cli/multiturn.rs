@@ -13,6 +13,7 @@ use spotlight::eval::data;
 use spotlight::eval::key::Key;
 use spotlight::eval::multiturn::report::{build, render_markdown, ConditionTurns};
 use spotlight::eval::multiturn::{build_set, check_reply, Conversation, TurnVerdict};
+use spotlight::eval::responses::Decoding;
 use spotlight::llama::{ChatTemplate, ContextParams, FlashAttn};
 use spotlight::spotlight::markup::{self, Highlighted};
 use spotlight::spotlight::markup_writer::to_markup;
@@ -43,7 +44,8 @@ pub struct MultiturnArgs {
     #[arg(long, default_value_t = 160)]
     pub max_tokens: usize,
     /// Repetition penalty over the last 64 tokens (1.0 = off), with greedy decoding. Each
-    /// conversation's line records it, and a rerun with another value is refused.
+    /// conversation's line records its decoding (with --max-tokens), and adding conversations
+    /// decoded otherwise is refused.
     #[arg(long, default_value_t = 1.0)]
     pub repeat_penalty: f32,
     /// Seed of the subset, the follow-up tasks and the bootstrap.
@@ -72,9 +74,10 @@ struct TurnLine {
 struct ConversationLine {
     key: Key,
     instruction_id: String,
-    /// Absent (1.0, off) in files written before the option existed and when off.
-    #[serde(default = "no_penalty", skip_serializing_if = "is_no_penalty")]
-    repeat_penalty: f32,
+    /// As in `eval`'s responses lines; absent in files written before it was recorded (those
+    /// lines are not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    decoding: Option<Decoding>,
     turns: Vec<TurnLine>,
 }
 
@@ -107,14 +110,6 @@ fn write_turn_scores(path: &Path, set: &[Conversation], verdicts: &[Vec<TurnVerd
         }
     }
     std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
-}
-
-fn no_penalty() -> f32 {
-    1.0
-}
-
-fn is_no_penalty(p: &f32) -> bool {
-    *p == 1.0
 }
 
 /// Finished conversations of one condition's file, by key; a torn last line is dropped.
@@ -161,12 +156,8 @@ pub fn multiturn(args: &MultiturnArgs) -> anyhow::Result<()> {
     if args.max_tokens == 0 || args.conversations == 0 {
         bail!("--max-tokens and --conversations must be at least 1");
     }
-    if !(args.repeat_penalty > 0.0 && args.repeat_penalty.is_finite()) {
-        bail!(
-            "--repeat-penalty must be a positive number (1.0 = off), got {}",
-            args.repeat_penalty
-        );
-    }
+    super::check_repeat_penalty(args.repeat_penalty)?;
+    let decoding = Decoding::new(args.max_tokens, 0.0, args.repeat_penalty, args.seed);
     let items = data::load(&args.data)?;
     let set = build_set(&items, args.conversations, args.turns, args.seed)?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
@@ -175,16 +166,17 @@ pub fn multiturn(args: &MultiturnArgs) -> anyhow::Result<()> {
     for condition in &conditions {
         let path = args.out.join(format!("multiturn-{}.jsonl", condition.slug()));
         let mut done = read_done(&path)?;
-        if let Some(c) = done.values().find(|c| c.repeat_penalty != args.repeat_penalty) {
+        let todo: Vec<&Conversation> = set.iter().filter(|c| !done.contains_key(&c.key)).collect();
+        // rescoring reads any file; adding conversations decoded otherwise would mix two runs
+        let other = done
+            .values()
+            .find_map(|c| c.decoding.filter(|d| *d != decoding).map(|d| (&c.key, d)));
+        if let (false, Some((key, theirs))) = (todo.is_empty(), other) {
             bail!(
-                "{}: conversation {} was generated with repeat penalty {}, --repeat-penalty is {} (use another --out)",
-                path.display(),
-                c.key,
-                c.repeat_penalty,
-                args.repeat_penalty
+                "{}: conversation {key} was decoded with {theirs}, this run asks for {decoding} (use another --out)",
+                path.display()
             );
         }
-        let todo: Vec<&Conversation> = set.iter().filter(|c| !done.contains_key(&c.key)).collect();
         if args.score_only && !todo.is_empty() {
             bail!(
                 "--score-only: {} has {} of {} conversations (first missing key: {})",
@@ -240,7 +232,7 @@ pub fn multiturn(args: &MultiturnArgs) -> anyhow::Result<()> {
                 let line = ConversationLine {
                     key: conversation.key.clone(),
                     instruction_id: conversation.instruction.instruction_id_list[0].clone(),
-                    repeat_penalty: args.repeat_penalty,
+                    decoding: Some(decoding),
                     turns,
                 };
                 writeln!(file, "{}", serde_json::to_string(&line)?)
